@@ -1,0 +1,1 @@
+"""The ``kehu`` command line: thin commands over the shared services."""

@@ -1,0 +1,21 @@
+"""Options shared by commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kehu.workspace import Workspace
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace folder (default: $KEHU_WORKSPACE or the "
+                 "current folder).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def open_workspace(path: Path | None) -> Workspace:
+    return Workspace.find(path)

@@ -1,0 +1,102 @@
+"""Typed workspace settings, read from ``kehu.toml`` and ``KEHU_*`` environment variables.
+
+Nothing here runs at import time: :meth:`Settings.load` reads a workspace's file when asked.
+
+>>> s = Settings()
+>>> s.engine.name, s.store.url
+('duckdb', 'sqlite:///app.db')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from kehu.errors import KehuInputError
+
+SETTINGS_FILE = "kehu.toml"
+
+
+class WorkspaceSection(BaseModel):
+    name: str = Field("kehu", description="Name shown in reports and the web app.")
+    locale: Literal["zh_CN", "en"] = Field("zh_CN", description="Default language of output.")
+    currency: str = Field("CNY", description="ISO currency of all amounts (¥ for CNY).")
+    timezone: str = Field("Asia/Shanghai", description="Business time zone of timestamps.")
+
+
+class StoreSection(BaseModel):
+    url: str = Field(
+        "sqlite:///app.db",
+        description="SQLAlchemy URL of the app store. A relative SQLite path is relative to "
+        "the workspace. PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+
+
+class WarehouseSection(BaseModel):
+    path: str = Field("warehouse", description="Folder of the Delta tables (relative to the "
+                      "workspace, or absolute).")
+
+
+class EngineSection(BaseModel):
+    name: Literal["duckdb"] = Field("duckdb", description="Analytics engine.")
+    threads: int | None = Field(None, ge=1, description="Threads for DuckDB (default: all).")
+    memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB'.")
+
+
+class ImportSection(BaseModel):
+    batch_rows: int = Field(262_144, ge=1_000, description="Rows per streamed batch.")
+    future_tolerance_days: int = Field(
+        1, ge=0, description="Dates up to this many days after the import are not 'future'."
+    )
+    day_first: bool = Field(
+        False, description="Read ambiguous dates like 03/04/2024 as day/month (else month/day)."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of one workspace."""
+
+    model_config = SettingsConfigDict(env_prefix="KEHU_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    workspace: WorkspaceSection = Field(default_factory=WorkspaceSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
+    engine: EngineSection = Field(default_factory=EngineSection)
+    import_: ImportSection = Field(default_factory=ImportSection, alias="import")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment variables override the file, which is passed as init values
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        """Read ``path`` (a ``kehu.toml``); environment variables ``KEHU_*`` override it."""
+        try:
+            data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise KehuInputError(f"{path}: not valid TOML ({exc}). Fix the file or run "
+                                 "'kehu init' on a new folder.") from exc
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                for e in exc.errors()
+            )
+            raise KehuInputError(f"{path}: invalid settings: {problems}") from exc
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)

@@ -1,0 +1,143 @@
+"""A kehu workspace: one folder with ``kehu.toml``, the warehouse and (by default) the app store.
+
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp()) / "acme"
+>>> ws = Workspace.init(root, name="ACME")
+>>> sorted(p.name for p in root.iterdir())
+['app.db', 'kehu.toml', 'warehouse']
+>>> Workspace.open(root).settings.workspace.name
+'ACME'
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tomli_w
+
+from kehu.errors import KehuInputError, WorkspaceNotFoundError
+from kehu.i18n import _
+from kehu.settings import SETTINGS_FILE, Settings
+from kehu.warehouse import Engine, Warehouse
+
+if TYPE_CHECKING:
+    from kehu.store import AppStore
+
+ENV_VAR = "KEHU_WORKSPACE"
+
+
+class Workspace:
+    """Open with :meth:`open`, :meth:`find` or :meth:`init`; nothing is created at import."""
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = root
+        self.settings = settings
+
+    # -- creating and finding ---------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | Path, *, name: str | None = None, store_url: str | None = None,
+             locale: str | None = None, exist_ok: bool = False) -> Workspace:
+        """Create a workspace at ``path``: settings file, warehouse folder, migrated app store."""
+        root = Path(path).expanduser().resolve()
+        if (root / SETTINGS_FILE).exists() and not exist_ok:
+            raise KehuInputError(
+                _("{path} is already a kehu workspace. Use it with --workspace {path}, or "
+                  "choose an empty folder.").format(path=root)
+            )
+        if root.exists() and not root.is_dir():
+            raise KehuInputError(_("{path} exists and is not a folder.").format(path=root))
+        data: dict[str, Any] = {"workspace": {"name": name or root.name}}
+        if locale:
+            data["workspace"]["locale"] = "zh_CN" if locale.lower().startswith("zh") else "en"
+        if store_url:
+            data["store"] = {"url": store_url}
+        settings = Settings(**data)
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / SETTINGS_FILE).exists():
+            (root / SETTINGS_FILE).write_text(_toml_with_header(settings), encoding="utf-8")
+        ws = cls(root, Settings.load(root / SETTINGS_FILE))
+        ws.warehouse.root.mkdir(parents=True, exist_ok=True)
+        ws.store.upgrade()
+        return ws
+
+    @classmethod
+    def open(cls, path: str | Path) -> Workspace:
+        root = Path(path).expanduser().resolve()
+        file = root / SETTINGS_FILE
+        if not file.is_file():
+            raise WorkspaceNotFoundError(
+                _("No kehu workspace at {path} (no {file}). Create one with 'kehu init "
+                  "{path}', or point to one with --workspace or {env}.").format(
+                    path=root, file=SETTINGS_FILE, env=ENV_VAR)
+            )
+        return cls(root, Settings.load(file))
+
+    @classmethod
+    def find(cls, explicit: str | Path | None = None) -> Workspace:
+        """The workspace named by ``explicit``, else ``$KEHU_WORKSPACE``, else the current folder."""
+        if explicit:
+            return cls.open(explicit)
+        env = os.environ.get(ENV_VAR)
+        if env:
+            return cls.open(env)
+        return cls.open(Path.cwd())
+
+    # -- parts ------------------------------------------------------------------------------
+    def resolve(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.resolve(self.settings.warehouse.path))
+
+    @cached_property
+    def engine(self) -> Engine:
+        eng = self.settings.engine
+        return Engine(self.warehouse, threads=eng.threads, memory_limit=eng.memory_limit)
+
+    @property
+    def store_url(self) -> str:
+        url = self.settings.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve(url[len(prefix):]))
+        return url
+
+    @cached_property
+    def store(self) -> AppStore:
+        from kehu.store import AppStore
+
+        return AppStore(self.store_url)
+
+    @property
+    def tmp_dir(self) -> Path:
+        p = self.root / ".tmp"
+        p.mkdir(exist_ok=True)
+        return p
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.close()
+        if "store" in self.__dict__:
+            self.store.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+
+def _toml_with_header(settings: Settings) -> str:
+    header = (
+        "# kehu workspace settings. Every key is documented in docs/settings.md;\n"
+        "# environment variables KEHU_<SECTION>__<KEY> override this file.\n\n"
+    )
+    return header + tomli_w.dumps(settings.to_toml_dict())
