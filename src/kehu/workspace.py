@@ -77,7 +77,7 @@ class Workspace:
 
     @classmethod
     def find(cls, explicit: str | Path | None = None) -> Workspace:
-        """The workspace named by ``explicit``, else ``$KEHU_WORKSPACE``, else the current folder."""
+        """The workspace named by ``explicit``, else ``$KEHU_WORKSPACE``, else the cwd."""
         if explicit:
             return cls.open(explicit)
         env = os.environ.get(ENV_VAR)

@@ -79,7 +79,7 @@ class Warehouse:
         return self.delta(name).version() if self.exists(name) else None
 
     def schema(self, name: str) -> pa.Schema:
-        return pa.schema(self.delta(name).schema().to_arrow())  # type: ignore[arg-type]
+        return pa.schema(self.delta(name).schema().to_arrow())
 
     # -- reading ----------------------------------------------------------------------------
     def dataset(self, name: str, version: int | None = None) -> ds.Dataset:
@@ -118,13 +118,17 @@ class Warehouse:
 
     def upsert(self, name: str, data: pa.Table | pa.RecordBatchReader, key: Sequence[str],
                compare: Iterable[str] | None = None,
-               metadata: Mapping[str, Any] | None = None) -> MergeResult:
+               metadata: Mapping[str, Any] | None = None,
+               precomputed: bool = False) -> MergeResult:
         """Insert new keys, update rows whose ``compare`` columns changed — one atomic commit.
 
         ``compare`` defaults to every column not in ``key``; rows that match on the key and
         have the same values are left alone (re-importing a file is a no-op). New columns in
-        ``data`` are added to the table's schema.
+        ``data`` are added to the table's schema. With ``precomputed=True`` the caller has
+        already reduced ``data`` to new and changed rows, and it is streamed into the merge.
         """
+        if precomputed and self.exists(name):
+            return self._merge_precomputed(name, data, key, metadata)
         if not self.exists(name):
             table = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
             version = self.append(name, table, metadata)
@@ -135,7 +139,7 @@ class Warehouse:
         dt = self.delta(name)
         cols = list(compare) if compare is not None else [c for c in table.column_names
                                                           if c not in key]
-        target_cols = set(pa.schema(dt.schema().to_arrow()).names)  # type: ignore[arg-type]
+        target_cols = set(pa.schema(dt.schema().to_arrow()).names)
         on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
         changed_parts = []
         for c in cols:
@@ -155,6 +159,23 @@ class Warehouse:
         updated = int(metrics.get("num_target_rows_updated", 0))
         return MergeResult(inserted, updated, table.num_rows - inserted - updated,
                            self.delta(name).version())
+
+
+    def _merge_precomputed(self, name: str, data: pa.Table | pa.RecordBatchReader,
+                           key: Sequence[str], metadata: Mapping[str, Any] | None
+                           ) -> MergeResult:
+        dt = self.delta(name)
+        on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
+        metrics = (
+            dt.merge(data, predicate=on, source_alias="s", target_alias="t", merge_schema=True,
+                     streamed_exec=True, commit_properties=_props(metadata))
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        inserted = int(metrics.get("num_target_rows_inserted", 0))
+        updated = int(metrics.get("num_target_rows_updated", 0))
+        return MergeResult(inserted, updated, 0, self.delta(name).version())
 
 
 def _props(metadata: Mapping[str, Any] | None) -> CommitProperties | None:

@@ -9,6 +9,7 @@ import typer
 #: command modules; each has ``register(app: typer.Typer) -> None``
 MODULES = (
     "workspace",
+    "ingest",
 )
 
 
