@@ -221,7 +221,7 @@ class Importer:
                report: ImportReport) -> None:
         settings = self.ws.settings.import_
         labels = _file_labels([p.path for p in plans])
-        writer = pq.ParquetWriter(staged, schema, compression="zstd")
+        writer = pq.ParquetWriter(staged, schema, compression="lz4")
         rej_writer: pq.ParquetWriter | None = None
         try:
             for i, p in enumerate(plans):
@@ -261,17 +261,23 @@ class Importer:
         key = list(ent.key)
         extra_rejects: list[pa.Table] = []
         # 1. the same key twice in this import: the last row wins, earlier ones rejected
-        labels = _file_labels([p.path for p in plans])
-        file_order = ibis.cases(*[(rows._source_file == lab, i) for i, lab in enumerate(labels)],
-                                else_=0)
-        w = ibis.window(group_by=[rows[k] for k in key],
-                        order_by=[ibis.desc(file_order), ibis.desc(rows._source_row)])
-        ranked = rows.mutate(_rank=ibis.row_number().over(w))
-        dups = ranked.filter(ranked._rank > 0)
-        kept = ranked.filter(ranked._rank == 0).drop("_rank")
-        dup_arrow = dups.to_pyarrow()
-        if dup_arrow.num_rows:
+        counts = rows.group_by(key).aggregate(_n=rows.count())
+        dup_keys = counts.filter(counts._n > 1).select(*key)
+        kept = rows
+        if dup_keys.count().to_pyarrow().as_py():
+            labels = _file_labels([p.path for p in plans])
+            cand = rows.semi_join(dup_keys, key)
+            order = ibis.cases(*[(cand._source_file == lab, i) for i, lab in enumerate(labels)],
+                               else_=0)
+            w = ibis.window(group_by=[cand[k] for k in key],
+                            order_by=[ibis.desc(order), ibis.desc(cand._source_row)])
+            ranked = cand.mutate(_rank=ibis.row_number().over(w))
+            dups = ranked.filter(ranked._rank > 0).drop("_rank")
+            dup_arrow = dups.to_pyarrow()
             extra_rejects.append(self._dup_rejects(ent, dup_arrow, report.import_id))
+            drop = con.create_table("_dups", dup_arrow.select(["_source_file", "_source_row"]),
+                                    temp=True, overwrite=True)
+            kept = rows.anti_join(drop, ["_source_file", "_source_row"])
         # 2. references to unknown records
         created: pa.Table | None = None
         if self.check_references:

@@ -1,0 +1,70 @@
+"""Per-customer purchase summary at a cut-off date: frequency, recency, T, monetary value.
+
+The conventions are those of the BG/NBD and Gamma-Gamma literature (Fader, Hardie & Lee 2005)
+and of the ``lifetimes`` library's ``summary_data_from_transaction_data``:
+
+- transactions are grouped into purchase *periods* (days); several lines on one day are one
+  purchase of their summed amount;
+- ``frequency`` = number of repeat purchases = distinct purchase days − 1;
+- ``recency`` = time from the first to the last purchase day;
+- ``T`` = time from the first purchase day to the cut-off;
+- ``monetary_value`` = mean amount of the repeat purchases (the first purchase is excluded),
+  0 when there is none;
+- time is measured in days (``freq="D"``) or weeks of 7 days (``freq="W"``).
+
+Only transactions on or before the cut-off count, and only customers whose first purchase is
+on or before it appear.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+import ibis
+from ibis.expr.types import Table
+
+from kehu.errors import KehuInputError
+from kehu.i18n import _
+
+UNITS = {"D": 1.0, "W": 7.0}
+
+
+def customer_summary(transactions: Table, cutoff: date | datetime, freq: Literal["D", "W"] = "D",
+                     customer_col: str = "customer_id", time_col: str = "transaction_time",
+                     amount_col: str = "amount") -> Table:
+    """Summarise ``transactions`` per customer at ``cutoff`` (inclusive).
+
+    >>> import ibis, datetime as dt
+    >>> t = ibis.memtable({"customer_id": ["a", "a", "a", "b"],
+    ...                    "transaction_time": [dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1),
+    ...                                         dt.datetime(2024, 1, 8), dt.datetime(2024, 1, 3)],
+    ...                    "amount": [10.0, 5.0, 20.0, 7.0]})
+    >>> s = customer_summary(t, dt.date(2024, 1, 15)).order_by("customer_id").to_pyarrow()
+    >>> s.to_pydict()
+    {'customer_id': ['a', 'b'], 'frequency': [1, 0], 'recency': [7.0, 0.0], 'T': [14.0, 12.0], 'monetary_value': [20.0, 0.0]}
+    """
+    if freq not in UNITS:
+        raise KehuInputError(_("The 'freq' parameter must be 'D' or 'W'. Got {v!r} instead.")
+                             .format(v=freq))
+    unit = UNITS[freq]
+    end = cutoff if isinstance(cutoff, datetime) else datetime(cutoff.year, cutoff.month,
+                                                               cutoff.day)
+    cut_day = ibis.literal(end.date())
+    t = transactions
+    t = t.filter(t[time_col].cast("date") <= cut_day)
+    days = t.group_by(cid=t[customer_col], day=t[time_col].cast("date")).aggregate(
+        spend=t[amount_col].sum())
+    first = days.group_by("cid").aggregate(first_day=days.day.min(), last_day=days.day.max(),
+                                           n_days=days.count())
+    j = days.join(first, "cid")
+    repeat = j.filter(j.day > j.first_day)
+    rep = repeat.group_by("cid").aggregate(rep_spend=repeat.spend.mean())
+    out = first.left_join(rep, "cid")
+    return out.select(
+        **{customer_col: out.cid},
+        frequency=(out.n_days - 1).cast("int64"),
+        recency=out.last_day.delta(out.first_day, unit="day").cast("float64") / unit,
+        T=cut_day.delta(out.first_day, unit="day").cast("float64") / unit,
+        monetary_value=out.rep_spend.fill_null(0.0).cast("float64"),
+    )
