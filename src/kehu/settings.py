@@ -9,10 +9,10 @@ Nothing here runs at import time: :meth:`Settings.load` reads a workspace's file
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -21,7 +21,7 @@ from kehu.errors import KehuInputError
 SETTINGS_FILE = "kehu.toml"
 
 
-class WorkspaceSection(BaseModel):
+class CompanySection(BaseModel):
     name: str = Field("kehu", description="Name shown in reports and the web app.")
     locale: Literal["zh_CN", "en"] = Field("zh_CN", description="Default language of output.")
     currency: str = Field("CNY", description="ISO currency of all amounts (¥ for CNY).")
@@ -60,10 +60,12 @@ class ImportSection(BaseModel):
 class Settings(BaseSettings):
     """All settings of one workspace."""
 
+    # KEHU_<SECTION>__<KEY>, e.g. KEHU_STORE__URL. (KEHU_WORKSPACE names the workspace
+    # folder, which is why no section is called "workspace".)
     model_config = SettingsConfigDict(env_prefix="KEHU_", env_nested_delimiter="__",
                                       extra="forbid")
 
-    workspace: WorkspaceSection = Field(default_factory=WorkspaceSection)
+    company: CompanySection = Field(default_factory=CompanySection)
     store: StoreSection = Field(default_factory=StoreSection)
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     engine: EngineSection = Field(default_factory=EngineSection)

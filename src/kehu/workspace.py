@@ -5,7 +5,7 @@
 >>> ws = Workspace.init(root, name="ACME")
 >>> sorted(p.name for p in root.iterdir())
 ['app.db', 'kehu.toml', 'warehouse']
->>> Workspace.open(root).settings.workspace.name
+>>> Workspace.open(root).settings.company.name
 'ACME'
 """
 
@@ -49,9 +49,9 @@ class Workspace:
             )
         if root.exists() and not root.is_dir():
             raise KehuInputError(_("{path} exists and is not a folder.").format(path=root))
-        data: dict[str, Any] = {"workspace": {"name": name or root.name}}
+        data: dict[str, Any] = {"company": {"name": name or root.name}}
         if locale:
-            data["workspace"]["locale"] = "zh_CN" if locale.lower().startswith("zh") else "en"
+            data["company"]["locale"] = "zh_CN" if locale.lower().startswith("zh") else "en"
         if store_url:
             data["store"] = {"url": store_url}
         settings = Settings(**data)

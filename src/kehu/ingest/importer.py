@@ -9,6 +9,7 @@ import leaves the warehouse as it was (see :mod:`kehu.ingest.journal`).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import uuid
@@ -156,8 +157,10 @@ class Importer:
         started = datetime.now()
         report = ImportReport(import_id, ent.name, [str(p.path) for p in plans])
         self._check_reference_targets(ent)
+        _remove_stale_stages(self.ws.tmp_dir)
         stage = self.ws.tmp_dir / f"import-{import_id}"
         stage.mkdir(parents=True)
+        (stage / "pid").write_text(str(os.getpid()))
         try:
             attr_types = self._attribute_types(ent, plans)
             report.attributes = {ATTR_PREFIX + n: t.value for n, t in attr_types.items()}
@@ -419,6 +422,16 @@ class Importer:
                        metadata={"kehu.import_id": import_id + ":customers"})
         self.ws.engine.refresh()
         return n
+
+
+def _remove_stale_stages(tmp: Path) -> None:
+    """Delete staging folders left by killed imports (their process no longer exists)."""
+    for d in tmp.glob("import-*"):
+        try:
+            pid = int((d / "pid").read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _row_json(r: dict[str, Any]) -> dict[str, Any]:
