@@ -63,7 +63,8 @@ def run_import(ws: Workspace, entity: str, files: list[Path], **kw: object):
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     w = Workspace.init(tmp_path / "ws")
-    emp = write(tmp_path / "employees.csv", "employee_id,name,team\nE01,周经理,北京\nE02,吴经理,上海\n")
+    emp = write(tmp_path / "employees.csv",
+                "employee_id,name,team\nE01,周经理,北京\nE02,吴经理,上海\n")
     run_import(w, "employees", [emp])
     return w
 

@@ -41,8 +41,8 @@ def customer_summary(transactions: Table, cutoff: date | datetime, freq: Literal
     ...                                         dt.datetime(2024, 1, 8), dt.datetime(2024, 1, 3)],
     ...                    "amount": [10.0, 5.0, 20.0, 7.0]})
     >>> s = customer_summary(t, dt.date(2024, 1, 15)).order_by("customer_id").to_pyarrow()
-    >>> s.to_pydict()
-    {'customer_id': ['a', 'b'], 'frequency': [1, 0], 'recency': [7.0, 0.0], 'T': [14.0, 12.0], 'monetary_value': [20.0, 0.0]}
+    >>> [s.column(c).to_pylist() for c in ("frequency", "recency", "T", "monetary_value")]
+    [[1, 0], [7.0, 0.0], [14.0, 12.0], [20.0, 0.0]]
     """
     if freq not in UNITS:
         raise KehuInputError(_("The 'freq' parameter must be 'D' or 'W'. Got {v!r} instead.")

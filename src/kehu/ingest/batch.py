@@ -75,10 +75,12 @@ class BatchValidator:
             return Prepared(self.schema.empty_table(), rejects, len(rejects), len(rejects), 0,
                             reasons)
         raw_cols = {h: clean_text(a) for h, a in batch.columns.items()}
-        # rows with nothing in them are blank lines, not records
+        # rows with nothing but whitespace in them are blank lines, not records (a row of
+        # "N/A"s is a record with every value missing, and is rejected as such)
         nonblank = None
-        for a in raw_cols.values():
-            v = pc.is_valid(a)
+        for a in batch.columns.values():
+            v = pc.greater(pc.utf8_length(pc.utf8_trim(_as_text(a), _SPACES)), 0).fill_null(
+                False)
             nonblank = v if nonblank is None else pc.or_(nonblank, v)
         assert nonblank is not None
         blank = n - pc.sum(nonblank.cast(pa.int64())).as_py() if n else 0
@@ -236,6 +238,13 @@ class BatchValidator:
         return {"import_id": self.import_id, "entity": self.ent.name, "file": self.file_label,
                 "row": p.row, "column": None, "value": None, "reason_code": p.reason_code,
                 "reason": p.reason, "raw": json.dumps(p.raw, ensure_ascii=False)}
+
+
+_SPACES = " \t\r\n\u3000\ufeff"
+
+
+def _as_text(a: pa.Array) -> pa.Array:
+    return a if pa.types.is_string(a.type) else pc.cast(a, pa.string())
 
 
 def _jsonable(v: Any) -> Any:

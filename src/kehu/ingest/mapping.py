@@ -215,11 +215,11 @@ def propose(ent: Entity, headers: list[str], base: Mapping | None = None) -> Pro
     used = set(mapping.columns.values()) | set(mapping.attributes) | set(mapping.ignore)
     in_ambiguity = {h for k, v in ambiguous.items() for h in [k, *v]}
     unused = []
-    for h in headers:
+    for i, h in enumerate(headers, start=1):
         if h in used or h in in_ambiguity:
             continue
         if ent.custom_attributes:
-            mapping.attributes[h] = AttributeSpec(name=attribute_slug(h) or h)
+            mapping.attributes[h] = AttributeSpec(name=attribute_slug(h) or f"column_{i}")
         else:
             unused.append(h)
     unmapped = [c for c in ent.required if c not in mapping.columns and c not in mapping.defaults

@@ -248,7 +248,7 @@ class DelimitedReader:
         def on_invalid(row: Any) -> str:
             text = row.text or ""
             if row.number is not None:
-                if not text.strip():
+                if not text.replace(self.delimiter, "").strip(" \t\r\n\u3000\ufeff"):
                     blank.append(row.number)
                     return "skip"
                 invalid.append(row.number)
@@ -375,34 +375,43 @@ class ExcelReader:
     encoding: str | None = None
 
     def __init__(self, path: Path, options: ReadOptions) -> None:
-        import openpyxl
-
         self.path = path
         self.options = options
+        wb = self._open()
         try:
-            self._wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            ws = self._sheet(wb)
+            self.headers: list[str] = []
+            self._header_row = 0
+            for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
+                if any(c is not None and str(c).strip() for c in row):
+                    if options.header:
+                        self.headers = unique_headers(list(row))
+                        self._header_row = i
+                    else:
+                        self.headers = unique_headers(options.column_names or
+                                                      [None] * len(row))
+                        self._header_row = i - 1
+                    break
+        finally:
+            wb.close()
+
+    def _open(self) -> Any:
+        import openpyxl
+
+        try:
+            return openpyxl.load_workbook(self.path, read_only=True, data_only=True)
         except Exception as exc:
             raise KehuInputError(_("{path}: not a readable .xlsx workbook ({err}).").format(
-                path=path, err=exc)) from exc
-        if options.sheet:
-            if options.sheet not in self._wb.sheetnames:
+                path=self.path, err=exc)) from exc
+
+    def _sheet(self, wb: Any) -> Any:
+        name = self.options.sheet
+        if name:
+            if name not in wb.sheetnames:
                 raise KehuInputError(_("{path}: no sheet '{sheet}'. Sheets: {sheets}.").format(
-                    path=path, sheet=options.sheet, sheets=", ".join(self._wb.sheetnames)))
-            self._ws = self._wb[options.sheet]
-        else:
-            self._ws = self._wb.worksheets[0]
-        self.headers: list[str] = []
-        self._header_row = 0
-        for i, row in enumerate(self._ws.iter_rows(values_only=True), start=1):
-            if any(c is not None and str(c).strip() for c in row):
-                if options.header:
-                    self.headers = unique_headers(list(row))
-                    self._header_row = i
-                else:
-                    self.headers = unique_headers(options.column_names or
-                                                  [None] * len(row))
-                    self._header_row = i - 1
-                break
+                    path=self.path, sheet=name, sheets=", ".join(wb.sheetnames)))
+            return wb[name]
+        return wb.worksheets[0]
 
     def batches(self) -> Iterator[RawBatch]:
         if not self.headers:
@@ -411,29 +420,34 @@ class ExcelReader:
         buf: list[list[str | None]] = [[] for _ in range(k)]
         rows: list[int] = []
         problems: list[RowProblem] = []
-        for i, row in enumerate(self._ws.iter_rows(min_row=self._header_row + 1,
-                                                   values_only=True),
-                                start=self._header_row + 1):
-            cells = [_cell_text(c) for c in row]
-            while cells and cells[-1] is None and len(cells) > k:
-                cells.pop()
-            if not any(c is not None and c.strip() for c in cells):
-                continue
-            if len(cells) > k:
-                problems.append(RowProblem(i, json.dumps(cells, ensure_ascii=False), "ragged",
-                                           _("row has {got} fields, the header has {expected}")
-                                           .format(got=len(cells), expected=k)))
-                continue
-            cells += [None] * (k - len(cells))
-            for j in range(k):
-                buf[j].append(cells[j])
-            rows.append(i)
-            if len(rows) >= self.options.batch_rows:
+        wb = self._open()
+        try:
+            sheet = self._sheet(wb)
+            for i, row in enumerate(sheet.iter_rows(min_row=self._header_row + 1,
+                                                    values_only=True),
+                                    start=self._header_row + 1):
+                cells = [_cell_text(c) for c in row]
+                while cells and cells[-1] is None and len(cells) > k:
+                    cells.pop()
+                if not any(c is not None and c.strip() for c in cells):
+                    continue
+                if len(cells) > k:
+                    problems.append(RowProblem(
+                        i, json.dumps(cells, ensure_ascii=False), "ragged",
+                        _("row has {got} fields, the header has {expected}").format(
+                            got=len(cells), expected=k)))
+                    continue
+                cells += [None] * (k - len(cells))
+                for j in range(k):
+                    buf[j].append(cells[j])
+                rows.append(i)
+                if len(rows) >= self.options.batch_rows:
+                    yield self._batch(buf, rows, problems)
+                    buf, rows, problems = [[] for _ in range(k)], [], []
+            if rows or problems:
                 yield self._batch(buf, rows, problems)
-                buf, rows, problems = [[] for _ in range(k)], [], []
-        if rows or problems:
-            yield self._batch(buf, rows, problems)
-        self._wb.close()
+        finally:
+            wb.close()
 
     def _batch(self, buf: list[list[str | None]], rows: list[int],
                problems: list[RowProblem]) -> RawBatch:
