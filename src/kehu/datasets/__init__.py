@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kehu.errors import KehuInputError
 from kehu.i18n import _
+
+if TYPE_CHECKING:
+    from kehu.ingest import ImportReport
+    from kehu.workspace import Workspace
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -58,13 +63,11 @@ def path(name: str) -> Path:
     return get(name).path
 
 
-def load(ws: object, name: str) -> object:
+def load(ws: Workspace, name: str) -> ImportReport:
     """Import dataset ``name`` into workspace ``ws`` through the public transactions importer
     (customers are created from the ids the transactions mention). Returns the report."""
     from kehu.ingest import Importer, plan_import
-    from kehu.workspace import Workspace
 
-    assert isinstance(ws, Workspace)
     d = get(name)
     plans = plan_import(ws, d.entity, [d.path], mapping_file=d.mapping_path)
     return Importer(ws, add_unknown_customers=True).run(plans)

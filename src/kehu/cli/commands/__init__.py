@@ -10,6 +10,7 @@ import typer
 MODULES = (
     "workspace",
     "ingest",
+    "datasets",
 )
 
 
