@@ -11,6 +11,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from kehu.cli.commands import register_all
 from kehu.cli.output import err_console
@@ -47,7 +48,8 @@ def run(argv: list[str] | None = None) -> None:
     except KehuError as exc:
         if os.environ.get("KEHU_DEBUG"):
             raise
-        err_console.print(f"[bold red]{_('Error')}:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]{_('Error')}:[/] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print(_("Interrupted."))

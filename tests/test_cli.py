@@ -1,0 +1,110 @@
+"""The CLI as a user meets it: real subprocesses, exit codes, no tracebacks, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KEHU = [sys.executable, "-m", "kehu.cli.main"]
+
+
+def kehu(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    e = {**os.environ, "KEHU_LANG": "en", **(env or {})}
+    e.pop("KEHU_WORKSPACE", None) if env is None or "KEHU_WORKSPACE" not in env else None
+    return subprocess.run([*KEHU, *args], cwd=cwd, env=e, capture_output=True, text=True,
+                          input=stdin, timeout=120)
+
+
+def test_init_json_and_refuse_twice(tmp_path: Path) -> None:
+    r = kehu("init", str(tmp_path / "w"), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert Path(info["workspace"]).name == "w" and info["store"].startswith("sqlite:///")
+    r = kehu("init", str(tmp_path / "w"))
+    assert r.returncode == 2
+    assert "already a kehu workspace" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_workspace_from_option_env_or_cwd(tmp_path: Path) -> None:
+    kehu("init", str(tmp_path / "w"))
+    csv = tmp_path / "c.csv"
+    csv.write_text("customer_id,name\nA,a\n", encoding="utf-8")
+    assert kehu("import", "customers", str(csv), "--yes", "-w", str(tmp_path / "w")
+                ).returncode == 0
+    r = kehu("imports", "--json", env={"KEHU_WORKSPACE": str(tmp_path / "w")})
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 1
+    r = kehu("imports", "--json", cwd=tmp_path / "w")
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 1
+    r = kehu("imports", cwd=tmp_path)
+    assert r.returncode == 3 and "kehu init" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_import_json_report_and_rejects_export(tmp_path: Path) -> None:
+    kehu("init", str(tmp_path / "w"))
+    csv = tmp_path / "c.csv"
+    csv.write_text("客户编号,姓名,出生日期\nA,张三,1990-01-01\nB,李四,1990-13-01\n",
+                   encoding="utf-8")
+    r = kehu("import", "customers", str(csv), "--json", "-w", str(tmp_path / "w"))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert {k: rep[k] for k in ("read", "loaded", "rejected", "inserted", "updated",
+                                "unchanged")} == {"read": 2, "loaded": 1, "rejected": 1,
+                                                  "inserted": 1, "updated": 0, "unchanged": 0}
+    out = tmp_path / "rej.csv"
+    r = kehu("rejects", "--export", str(out), "-w", str(tmp_path / "w"))
+    assert r.returncode == 0
+    text = out.read_bytes()
+    assert text.startswith(b"\xef\xbb\xbf")  # opens in Excel with Chinese intact
+    assert "1990-13-01" in text.decode("utf-8-sig") and "birth_date" in text.decode("utf-8-sig")
+
+
+def test_no_terminal_never_waits_and_stops_when_mapping_is_incomplete(tmp_path: Path) -> None:
+    kehu("init", str(tmp_path / "w"))
+    csv = tmp_path / "odd.csv"
+    csv.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    r = kehu("import", "transactions", str(csv), "-w", str(tmp_path / "w"), stdin="")
+    assert r.returncode == 4
+    assert "transaction_id" in r.stderr and "--mapping" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_save_mapping_then_use_it(tmp_path: Path) -> None:
+    kehu("init", str(tmp_path / "w"))
+    csv = tmp_path / "c.csv"
+    csv.write_text("编号,名字\nA,张三\n", encoding="utf-8")
+    m = tmp_path / "m.yaml"
+    r = kehu("import", "customers", str(csv), "--save-mapping", str(m), "-w", str(tmp_path / "w"))
+    assert r.returncode == 0 and m.exists()
+    text = m.read_text(encoding="utf-8").replace("attributes:", "columns:\n  customer_id: 编号\n"
+                                                 "attributes:")
+    text = text.replace("  编号:\n    name: 编号\n", "")
+    m.write_text(text, encoding="utf-8")
+    r = kehu("import", "customers", str(csv), "--mapping", str(m), "--yes", "--json",
+             "-w", str(tmp_path / "w"))
+    assert r.returncode == 0, r.stderr + text
+    assert json.loads(r.stdout)["loaded"] == 1
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["import", "widgets", "x.csv"], 2, "Unknown entity 'widgets'"),
+    (["import", "customers", "missing.csv"], 2, "File not found"),
+    (["rejects", "--limit", "0"], 2, "'--limit' parameter must be an int >= 1. Got 0"),
+])
+def test_user_errors_are_messages_with_exit_codes(tmp_path: Path, args: list[str], code: int,
+                                                   needle: str) -> None:
+    kehu("init", str(tmp_path / "w"))
+    r = kehu(*args, "-w", str(tmp_path / "w"), cwd=tmp_path)
+    assert r.returncode == code, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_chinese_output(tmp_path: Path) -> None:
+    r = kehu("--lang", "zh_CN", "init", str(tmp_path / "w"))
+    assert r.returncode == 0
+    assert "工作区" in r.stdout
