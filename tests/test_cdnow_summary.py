@@ -56,3 +56,35 @@ def test_summary_equals_independent_computation(cdnow: Workspace, freq: str, uni
         assert r["recency"] == pytest.approx(rec, abs=1e-12)
         assert r["T"] == pytest.approx(t, abs=1e-12)
         assert r["monetary_value"] == pytest.approx(m, rel=1e-9, abs=1e-9)
+
+
+def test_headline_figures_equal_independent_computation(cdnow: Workspace) -> None:
+    import math
+    from datetime import timedelta
+
+    from kehu.analytics.headline import headline
+
+    spend: dict[str, float] = defaultdict(float)
+    days: dict[str, set[date]] = defaultdict(set)
+    last_seen: dict[str, date] = {}
+    total = 0.0
+    for line in DATASETS["cdnow"].path.read_text().splitlines()[1:]:
+        if not line.split():
+            continue
+        cid, d, _n, amount = line.split()
+        day = date(int(d[:4]), int(d[4:6]), int(d[6:]))
+        spend[cid] += float(amount)
+        total += float(amount)
+        days[cid].add(day)
+        last_seen[cid] = max(last_seen.get(cid, day), day)
+    as_of = max(last_seen.values())
+    ordered = sorted(spend.values(), reverse=True)
+    top = sum(ordered[: math.ceil(0.2 * len(ordered))])
+    h = headline(cdnow.engine)
+    assert h.as_of == as_of
+    assert h.buying_customers == len(spend) and h.customers == 23570
+    assert h.revenue == pytest.approx(total, rel=1e-12)
+    assert h.top20_revenue_share == pytest.approx(top / total, rel=1e-12)
+    assert h.repeat_rate == pytest.approx(sum(len(v) > 1 for v in days.values()) / len(days))
+    assert h.active_90d == sum(d >= as_of - timedelta(days=90) for d in last_seen.values())
+    assert h.top_customers[0]["spend"] == pytest.approx(ordered[0])
