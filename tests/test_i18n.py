@@ -8,7 +8,7 @@ import string
 import pytest
 
 from kehu.i18n import catalogue, gettext, set_locale
-from kehu.i18n.catalogue import extract, po_path
+from kehu.i18n.messages import extract, po_path
 
 FIELDS = re.compile(r"\{([a-zA-Z_]\w*)")
 
@@ -30,7 +30,7 @@ def test_catalogues_are_current_and_complete(messages: dict) -> None:
             continue
         missing = sorted(m for m in messages if not cat.get(m))
         assert not missing, (f"{len(missing)} messages lack a {locale} translation (run "
-                             f"python -m kehu.i18n.catalogue and translate): {missing[:10]}")
+                             f"python -m kehu.i18n.messages and translate): {missing[:10]}")
 
 
 def test_translations_keep_their_placeholders(messages: dict) -> None:

@@ -48,7 +48,8 @@ def run(argv: list[str] | None = None) -> None:
     except KehuError as exc:
         if os.environ.get("KEHU_DEBUG"):
             raise
-        err_console.print(f"[bold red]{_('Error')}:[/] {escape(str(exc))}", highlight=False,
+        label = _("Error")
+        err_console.print(f"[bold red]{label}:[/] {escape(str(exc))}", highlight=False,
                           soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

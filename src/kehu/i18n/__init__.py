@@ -5,11 +5,11 @@ read with Babel at first use (no compile step, nothing at import time). English 
 source language; ``zh_CN`` is kept complete by ``tests/test_i18n.py``.
 
 >>> set_locale("zh_CN")
->>> gettext("customers")
-'客户'
+>>> gettext("Error")
+'错误'
 >>> set_locale("en")
->>> gettext("customers")
-'customers'
+>>> gettext("Error")
+'Error'
 """
 
 from __future__ import annotations

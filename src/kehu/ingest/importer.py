@@ -81,7 +81,7 @@ class ImportReport:
 
 def plan_import(ws: Workspace, entity_name: str, files: Sequence[str | Path], *,
                 mapping_file: str | Path | None = None, read_options: ReadOptions | None = None,
-                generate_key: bool = False) -> list[FilePlan]:
+                generate_key: bool = False, fmt: str | None = None) -> list[FilePlan]:
     """Open every file and propose its mapping (nothing is written)."""
     ent = entity(entity_name)
     if not files:
@@ -97,7 +97,7 @@ def plan_import(ws: Workspace, entity_name: str, files: Sequence[str | Path], *,
                                header=s.header if opts.header else False,
                                column_names=s.columns or opts.column_names,
                                sheet=opts.sheet or s.sheet, batch_rows=opts.batch_rows)
-        reader = open_source(f, opts, fmt=base.source.format if base else None)
+        reader = open_source(f, opts, fmt=fmt or (base.source.format if base else None))
         proposal = resolve(ent.name, reader.headers, mapping_file)
         if generate_key:
             proposal.mapping.generate_key = True

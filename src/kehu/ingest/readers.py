@@ -105,6 +105,9 @@ def open_source(path: str | Path, options: ReadOptions | None = None,
     p = Path(path)
     if not p.is_file():
         raise KehuInputError(_("File not found: {path}. Check the path.").format(path=p))
+    if fmt is not None and fmt not in _READERS:
+        raise KehuInputError(_("Unknown format '{fmt}'. Expected one of: {formats}.").format(
+            fmt=fmt, formats=", ".join(sorted(_READERS))))
     name = fmt or _EXTENSIONS.get(p.suffix.lower())
     if name is None:
         raise KehuInputError(

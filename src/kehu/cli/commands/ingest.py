@@ -39,6 +39,8 @@ def import_(
     delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: sniffed; "
                                                   "use 'tab' or 'whitespace').")] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet (default: the first).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Read as this format whatever "
+                                            "the extension: csv, xlsx, parquet, jsonl.")] = None,
     no_header: Annotated[bool, typer.Option("--no-header", help="The file has no header row "
                                             "(name columns in the mapping).")] = False,
     generate_key: Annotated[bool, typer.Option(
@@ -56,7 +58,7 @@ def import_(
     opts = ReadOptions(encoding=encoding, delimiter=delimiter, header=not no_header,
                        sheet=sheet, batch_rows=ws.settings.import_.batch_rows)
     plans = plan_import(ws, entity, [str(f) for f in files], mapping_file=mapping,
-                        read_options=opts, generate_key=generate_key)
+                        read_options=opts, generate_key=generate_key, fmt=fmt)
     if save_mapping:
         save_mapping.write_text(plans[0].mapping.to_yaml(), encoding="utf-8")
         if json:
@@ -143,12 +145,13 @@ def imports(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
         emit_json(rows)
         return
     t = Table(title=_("Imports"))
-    for c in ("import_id", "entity", "finished_at", "read", "loaded", "rejected", "inserted",
-              "updated", "unchanged"):
-        t.add_column(_(c))
+    columns = {"import_id": _("import"), "entity": _("entity"), "finished_at": _("finished"),
+               "read": _("read"), "loaded": _("loaded"), "rejected": _("rejected"),
+               "inserted": _("inserted"), "updated": _("updated"), "unchanged": _("unchanged")}
+    for label in columns.values():
+        t.add_column(label)
     for r in rows:
-        t.add_row(*[str(r[c]) for c in ("import_id", "entity", "finished_at", "read", "loaded",
-                                        "rejected", "inserted", "updated", "unchanged")])
+        t.add_row(*[str(r[c]) for c in columns])
     console.print(t)
 
 
@@ -182,8 +185,8 @@ def rejects(
         emit_json({"total": table.num_rows, "rows": shown.to_pylist()})
         return
     t = Table(title=_("Rejected rows: {n}").format(n=table.num_rows))
-    for c in ("file", "row", "column", "value", "reason"):
-        t.add_column(_(c))
+    for label in (_("file"), _("row"), _("column"), _("value"), _("reason")):
+        t.add_column(label)
     for r in shown.to_pylist():
         t.add_row(*["" if r[c] is None else str(r[c]) for c in ("file", "row", "column",
                                                                  "value", "reason")])

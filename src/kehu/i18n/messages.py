@@ -1,6 +1,6 @@
 """Extract translatable strings from the source and keep the catalogues in step.
 
-``python -m kehu.i18n.catalogue`` updates ``locales/*/LC_MESSAGES/kehu.po``: new messages are
+``python -m kehu.i18n.messages`` updates ``locales/*/LC_MESSAGES/kehu.po``: new messages are
 added (empty in zh_CN until translated; English is the source and its catalogue maps each
 message to itself), messages no longer in the source are dropped. ``tests/test_i18n.py``
 fails while any zh_CN message lacks a translation.
