@@ -14,7 +14,8 @@ from kehu.i18n.messages import po_path
 
 
 def main(path: str) -> None:
-    new = json.loads(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as fh:
+        new = json.load(fh)
     p = po_path("zh_CN")
     with p.open("rb") as fh:
         cat = read_po(fh, locale="zh_CN")
