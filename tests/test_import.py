@@ -261,3 +261,23 @@ def test_cdnow_bundled_dataset_imports_through_the_public_importer(tmp_path: Pat
     assert sum(got) == pytest.approx(total, rel=1e-12)
     again = load(w, "cdnow")
     assert again.inserted == again.updated == 0 and again.unchanged == 69659
+
+
+def test_manifest_loads_in_reference_order(tmp_path: Path) -> None:
+    from kehu.ingest.manifest import load_manifest
+
+    w = Workspace.init(tmp_path / "w")
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "tx-1.csv", "交易流水号,客户编号,交易时间,金额\nA1,C001,2024-01-01,10\n")
+    write(src / "tx-2.csv", "交易流水号,客户编号,交易时间,金额\nB1,C002,2024-01-02,20\n")
+    write(src / "c.csv", CUSTOMERS, "gbk")
+    write(src / "e.csv", "employee_id\nE01\nE02\n")
+    (src / "manifest.yaml").write_text(
+        "sources:\n"
+        "  - {entity: transactions, files: ['tx-*.csv']}\n"
+        "  - {entity: customers, files: [c.csv]}\n"
+        "  - {entity: employees, files: [e.csv]}\n", encoding="utf-8")
+    reports = load_manifest(w, src / "manifest.yaml")
+    assert [r.entity for r in reports] == ["employees", "customers", "transactions"]
+    assert reports[2].loaded == 2 and len(reports[2].files) == 2

@@ -193,7 +193,47 @@ def rejects(
     console.print(t)
 
 
+def load(
+    manifest: Annotated[Path, typer.Argument(help="Manifest (YAML or JSON) listing entities "
+                                             "and their files.")],
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Import every file a manifest lists, in the order references need."""
+    from kehu.ingest.manifest import load_manifest
+
+    ws = open_workspace(workspace)
+    with progress(enabled=not json and sys.stderr.isatty()) as prog:
+        task = prog.add_task(_("Loading"), total=1000)
+
+        def step(label: str, frac: float) -> None:
+            prog.update(task, completed=int(frac * 1000), description=label)
+
+        reports = load_manifest(ws, manifest, progress=step)
+    ws.close()
+    if json:
+        emit_json([r.to_dict() for r in reports])
+        return
+    show_reports(reports)
+
+
+def show_reports(reports: list[ImportReport]) -> None:
+    """One table: per import, read / loaded / rejected / inserted / updated / unchanged."""
+    t = Table(title=_("Imports"))
+    t.add_column(_("entity"))
+    t.add_column(_("files"))
+    for label in (_("read"), _("loaded"), _("rejected"), _("inserted"), _("updated"),
+                  _("unchanged")):
+        t.add_column(label, justify="right")
+    for r in reports:
+        t.add_row(r.entity, ", ".join(Path(f).name for f in r.files),
+                  *[f"{v:,}" for v in (r.read, r.loaded, r.rejected, r.inserted, r.updated,
+                                       r.unchanged)])
+    console.print(t)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("load")(load)
     app.command("import")(import_)
     app.command("imports")(imports)
     app.command("rejects")(rejects)
