@@ -47,7 +47,7 @@ class EngineSection(BaseModel):
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB'.")
 
 
-class ImportSection(BaseModel):
+class IngestSection(BaseModel):
     batch_rows: int = Field(262_144, ge=1_000, description="Rows per streamed batch.")
     future_tolerance_days: int = Field(
         1, ge=0, description="Dates up to this many days after the import are not 'future'."
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     store: StoreSection = Field(default_factory=StoreSection)
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
-    import_: ImportSection = Field(default_factory=ImportSection, alias="import")
+    ingest: IngestSection = Field(default_factory=IngestSection)
 
     @classmethod
     def settings_customise_sources(

@@ -89,7 +89,7 @@ def plan_import(ws: Workspace, entity_name: str, files: Sequence[str | Path], *,
     base = Mapping.load(mapping_file) if mapping_file else None
     plans = []
     for f in files:
-        opts = read_options or ReadOptions(batch_rows=ws.settings.import_.batch_rows)
+        opts = read_options or ReadOptions(batch_rows=ws.settings.ingest.batch_rows)
         if base is not None:
             s = base.source
             opts = ReadOptions(encoding=opts.encoding or s.encoding,
@@ -222,7 +222,7 @@ class Importer:
     def _stage(self, ent: Entity, plans: Sequence[FilePlan], attr_types: dict[str, ColumnType],
                schema: pa.Schema, staged: Path, rejects_file: Path,
                report: ImportReport) -> None:
-        settings = self.ws.settings.import_
+        settings = self.ws.settings.ingest
         labels = _file_labels([p.path for p in plans])
         writer = pq.ParquetWriter(staged, schema, compression="lz4")
         rej_writer: pq.ParquetWriter | None = None

@@ -86,7 +86,7 @@ def load_manifest(ws: Workspace, path: str | Path,
             on_file(src, i, len(sources))
         from kehu.ingest.readers import ReadOptions
 
-        opts = ReadOptions(encoding=src.encoding, batch_rows=ws.settings.import_.batch_rows)
+        opts = ReadOptions(encoding=src.encoding, batch_rows=ws.settings.ingest.batch_rows)
         plans = plan_import(ws, src.entity, files,
                             mapping_file=base / src.mapping if src.mapping else None,
                             read_options=opts, generate_key=src.generate_key)

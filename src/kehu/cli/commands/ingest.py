@@ -56,7 +56,7 @@ def import_(
     """Import files into the warehouse: every row is loaded or rejected with its reason."""
     ws = open_workspace(workspace)
     opts = ReadOptions(encoding=encoding, delimiter=delimiter, header=not no_header,
-                       sheet=sheet, batch_rows=ws.settings.import_.batch_rows)
+                       sheet=sheet, batch_rows=ws.settings.ingest.batch_rows)
     plans = plan_import(ws, entity, [str(f) for f in files], mapping_file=mapping,
                         read_options=opts, generate_key=generate_key, fmt=fmt)
     if save_mapping:

@@ -1,0 +1,62 @@
+"""Workspaces and settings: created on request only, found by option / env / cwd, typed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kehu import Workspace
+from kehu.errors import KehuInputError, WorkspaceNotFoundError
+from kehu.settings import Settings
+
+
+def test_importing_kehu_creates_nothing(tmp_path: Path) -> None:
+    code = "import kehu, kehu.cli.main, kehu.ingest, kehu.warehouse; import os; " \
+           "print(sorted(os.listdir('.')))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.strip() == "[]"
+
+
+def test_init_layout_and_settings(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "acme", name="ACME 公司", locale="en")
+    assert (ws.root / "kehu.toml").is_file() and (ws.root / "warehouse").is_dir()
+    s = Settings.load(ws.root / "kehu.toml")
+    assert s.company.name == "ACME 公司" and s.company.locale == "en"
+    assert ws.store_url == f"sqlite:///{ws.root / 'app.db'}"
+
+
+def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = Workspace.init(tmp_path / "w")
+    monkeypatch.setenv("KEHU_INGEST__BATCH_ROWS", "5000")
+    monkeypatch.setenv("KEHU_WORKSPACE", str(ws.root))  # the folder, not a settings section
+    s = Workspace.find().settings
+    assert s.ingest.batch_rows == 5000
+
+
+def test_bad_settings_name_the_key(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "w")
+    (ws.root / "kehu.toml").write_text("[ingest]\nbatch_rows = 'many'\n", encoding="utf-8")
+    with pytest.raises(KehuInputError, match=r"ingest\.batch_rows"):
+        Workspace.open(ws.root)
+    (ws.root / "kehu.toml").write_text("[import\n", encoding="utf-8")
+    with pytest.raises(KehuInputError, match="not valid TOML"):
+        Workspace.open(ws.root)
+
+
+def test_find_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = Workspace.init(tmp_path / "a")
+    b = Workspace.init(tmp_path / "b")
+    monkeypatch.chdir(a.root)
+    monkeypatch.delenv("KEHU_WORKSPACE", raising=False)
+    assert Workspace.find().root == a.root
+    monkeypatch.setenv("KEHU_WORKSPACE", str(b.root))
+    assert Workspace.find().root == b.root
+    assert Workspace.find(a.root).root == a.root
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KEHU_WORKSPACE")
+    with pytest.raises(WorkspaceNotFoundError, match="kehu init"):
+        Workspace.find()
