@@ -94,3 +94,49 @@ def load_manifest(ws: Workspace, path: str | Path,
                             progress=progress)
         reports.append(importer.run(plans))
     return reports
+
+
+def detect_entity(headers: list[str], filename: str = "") -> str | None:
+    """Guess which entity a file holds from its headers: the entity whose required columns
+    all map, with the most columns mapped (its name in the file name breaks ties).
+
+    >>> detect_entity(["交易流水号", "客户编号", "交易时间", "金额"])
+    'transactions'
+    >>> detect_entity(["客户编号", "姓名", "手机号码"], "crm_customers.csv")
+    'customers'
+    """
+    from kehu.ingest.mapping import propose
+    from kehu.model import ENTITIES
+
+    best: tuple[int, int, str] | None = None
+    low = filename.lower()
+    for name, ent in ENTITIES.items():
+        p = propose(ent, headers)
+        if not p.complete:
+            continue
+        score = (len(p.mapping.columns), 1 if name in low or name.rstrip("s") in low else 0,
+                 name)
+        named_first = (score[1], score[0], name)
+        if best is None or named_first > best:
+            best = named_first
+    return best[2] if best else None
+
+
+def manifest_for_folder(folder: str | Path) -> Manifest:
+    """A manifest for every readable file in ``folder`` whose entity can be detected."""
+    from kehu.ingest.readers import formats, open_source
+
+    exts = {e for es in formats().values() for e in es}
+    sources: dict[str, Source] = {}
+    for f in sorted(Path(folder).iterdir()):
+        if not f.is_file() or f.suffix.lower() not in exts:
+            continue
+        try:
+            headers = open_source(f).headers
+        except KehuInputError:
+            continue
+        ent = detect_entity(headers, f.name)
+        if ent is None:
+            continue
+        sources.setdefault(ent, Source(entity=ent, files=[])).files.append(f.name)
+    return Manifest(sources=list(sources.values()))
