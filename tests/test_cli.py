@@ -108,3 +108,28 @@ def test_chinese_output(tmp_path: Path) -> None:
     r = kehu("--lang", "zh_CN", "init", str(tmp_path / "w"))
     assert r.returncode == 0
     assert "工作区" in r.stdout
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    r = kehu("demo", "--path", str(tmp_path / "demo"), "--customers", "2000", "--json",
+             "--no-serve")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    by_entity = {i["entity"]: i for i in out["imports"]}
+    assert {"customers", "transactions", "contracts", "interactions", "tickets",
+            "campaign_contacts", "churn_events"} <= set(by_entity)
+    for rep in out["imports"]:
+        assert rep["read"] == rep["loaded"] + rep["rejected"]
+    # the planted dirty rows show up as rejects (at least the transaction ones)
+    assert by_entity["transactions"]["rejected"] > 0
+    assert out["headline"]["customers"] == by_entity["customers"]["loaded"]
+    assert 0.5 < out["headline"]["top20_revenue_share"] < 0.95
+    # running it again re-creates the demo workspace
+    r = kehu("demo", "--path", str(tmp_path / "demo"), "--customers", "500", "--json",
+             "--no-serve")
+    assert r.returncode == 0, r.stderr[-3000:]
+    # a folder that is not a demo is never deleted
+    (tmp_path / "mine").mkdir()
+    r = kehu("demo", "--path", str(tmp_path / "mine"), "--customers", "100")
+    assert r.returncode == 2 and "not a kehu demo folder" in r.stderr

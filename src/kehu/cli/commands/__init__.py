@@ -11,6 +11,7 @@ MODULES = (
     "workspace",
     "ingest",
     "datasets",
+    "demo",
 )
 
 

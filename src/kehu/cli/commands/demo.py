@@ -1,0 +1,186 @@
+"""``kehu generate`` (a synthetic company's source exports) and ``kehu demo`` (the whole
+path: workspace, generate, import through the normal importers, analyse, show results)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kehu.cli.common import JsonOpt
+from kehu.cli.output import console, emit_json, err_console, progress
+from kehu.errors import KehuInputError
+from kehu.i18n import _
+
+DEMO_MARK = ".kehu-demo"
+
+Industry = Annotated[str, typer.Option(help="telco, retail or bank.")]
+Customers = Annotated[int, typer.Option(help="Number of customers.")]
+Seed = Annotated[int, typer.Option(help="Random seed (same seed, same files).")]
+
+
+def generate(
+    out: Annotated[Path, typer.Option(help="Folder for the exports (created).")],
+    industry: Industry = "retail",
+    customers: Customers = 20_000,
+    seed: Seed = 42,
+    start: Annotated[str, typer.Option(help="First day of the history.")] = "2023-01-01",
+    end: Annotated[str, typer.Option(help="Last day of the history.")] = "2025-12-31",
+    dirty_rate: Annotated[float, typer.Option(help="Share of dirty rows to plant.")] = 0.02,
+    json: JsonOpt = False,
+) -> None:
+    """Write a realistic synthetic company as source-system exports plus its ground truth."""
+    from kehu.demo import generate as run
+
+    summary = _generate(run, out, industry, customers, seed, _date("--start", start),
+                        _date("--end", end), dirty_rate, json)
+    if json:
+        emit_json(summary.to_dict())
+        return
+    t = Table(title=_("Generated {industry} company: {n} customers in {s}s").format(
+        industry=industry, n=f"{customers:,}", s=summary.seconds))
+    t.add_column(_("file"))
+    t.add_column(_("rows"), justify="right")
+    for f, n in summary.files.items():
+        t.add_row(f, f"{n:,}")
+    console.print(t)
+    console.print(_("Planted dirty rows: {d}").format(
+        d=", ".join(f"{k} {v:,}" for k, v in summary.dirty.items())))
+    console.print(_("Load it with: kehu load {manifest}").format(manifest=summary.manifest))
+
+
+def _date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise KehuInputError(_("The '{name}' parameter must be a date like 2024-01-31. Got "
+                               "{v!r} instead.").format(name=name, v=value)) from None
+
+
+def _generate(run: Any, out: Path, industry: str, customers: int, seed: int, start: date,
+              end: date, dirty_rate: float, quiet: bool) -> Any:
+    with progress(enabled=not quiet and sys.stderr.isatty()) as prog:
+        task = prog.add_task(_("Generating"), total=1000)
+        return run(industry, customers, seed, out, start=start, end=end, dirty_rate=dirty_rate,
+                   progress=lambda f: prog.update(task, completed=int(f * 1000)))
+
+
+def demo(
+    path: Annotated[Path, typer.Option(help="Folder of the demo workspace (re-created).")] = Path(
+        "kehu-demo"),
+    industry: Industry = "retail",
+    customers: Customers = 20_000,
+    seed: Seed = 42,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Do not start the web app.")
+                        ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Create a demo workspace, generate a company, import it, analyse it, show the results."""
+    from kehu.analytics.headline import headline
+    from kehu.cli.commands.ingest import show_reports
+    from kehu.demo import generate as run
+    from kehu.ingest.journal import visible_rejects
+    from kehu.ingest.manifest import load_manifest
+    from kehu.workspace import Workspace
+
+    root = path.expanduser().resolve()
+    if root.exists():
+        if not (root / DEMO_MARK).exists():
+            raise KehuInputError(_("{path} exists and is not a kehu demo folder; choose another "
+                                   "--path.").format(path=root))
+        shutil.rmtree(root)
+    ws = Workspace.init(root, name=_("Demo company ({industry})").format(industry=industry))
+    (root / DEMO_MARK).write_text("kehu demo workspace: 'kehu demo' re-creates it\n")
+    sources = root / "sources"
+    if not json:
+        err_console.print(_("1/4 Generating {n} customers ({industry}) into {path}").format(
+            n=f"{customers:,}", industry=industry, path=sources))
+    summary = _generate(run, sources, industry, customers, seed, date(2023, 1, 1),
+                        date(2025, 12, 31), 0.02, json)
+    if not json:
+        err_console.print(_("2/4 Importing the exports through the importers"))
+    with progress(enabled=not json and sys.stderr.isatty()) as prog:
+        task = prog.add_task(_("Importing"), total=1000)
+        reports = load_manifest(ws, summary.manifest, progress=lambda label, f: prog.update(
+            task, completed=int(f * 1000), description=label))
+    if not json:
+        show_reports(reports)
+        err_console.print(_("3/4 Analysing"))
+    h = headline(ws.engine)
+    quality = _quality(ws)
+    rejects = visible_rejects(ws.warehouse)
+    result = {"workspace": str(root), "generation": summary.to_dict(),
+              "imports": [r.to_dict() for r in reports], "headline": h.to_dict(),
+              "quality": quality,
+              "rejected_by_reason": _count(rejects.column("reason_code").to_pylist())}
+    if json:
+        emit_json(result)
+    else:
+        _show_headline(h, quality, result["rejected_by_reason"])
+        err_console.print(_("4/4 Explore: kehu --workspace {path} customer {id}").format(
+            path=root, id=h.top_customers[0]["customer_id"] if h.top_customers else "ID"))
+        if not no_serve:
+            err_console.print(_("The web app is not part of this version yet; the workspace "
+                                "is ready for the CLI."))
+    ws.close()
+
+
+def _quality(ws: Any) -> dict[str, Any] | None:
+    try:
+        from kehu.quality import build_report
+    except ImportError:
+        return None
+    rep = build_report(ws)
+    data = rep.model_dump(mode="json") if hasattr(rep, "model_dump") else rep.to_dict()
+    return {"overall": data.get("overall_score"), "entities": {
+        e["entity"]: e.get("score") for e in data.get("entities", [])
+        if isinstance(e, dict) and "entity" in e}}
+
+
+def _count(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _show_headline(h: Any, quality: dict[str, Any] | None, rejected: dict[str, int]) -> None:
+    t = Table(title=_("Headline figures (as of {date})").format(date=h.as_of))
+    t.add_column(_("measure"))
+    t.add_column(_("value"), justify="right")
+    rows = [
+        (_("customers"), f"{h.customers:,}"),
+        (_("buying customers"), f"{h.buying_customers:,}"),
+        (_("active in the last 90 days"), f"{h.active_90d:,}"),
+        (_("transactions"), f"{h.transactions:,}"),
+        (_("revenue"), f"¥{h.revenue:,.0f}"),
+        (_("revenue, last 12 months"), f"¥{h.revenue_12m:,.0f}"),
+        (_("margin"), f"¥{h.margin:,.0f}" if h.margin is not None else "-"),
+        (_("average order value"), f"¥{h.avg_order_value:,.2f}"),
+        (_("repeat-purchase rate"), f"{h.repeat_rate:.1%}"),
+        (_("revenue share of the top 20 % of customers"), f"{h.top20_revenue_share:.1%}"),
+    ]
+    if quality and quality.get("overall") is not None:
+        rows.append((_("data-quality score"), f"{quality['overall']:.0f}/100"))
+    rows.append((_("rows rejected at import"), f"{sum(rejected.values()):,}"))
+    for label, value in rows:
+        t.add_row(label, value)
+    console.print(t)
+    if h.top_customers:
+        tc = Table(title=_("Top customers by spend"))
+        tc.add_column(_("customer"))
+        tc.add_column(_("name"))
+        tc.add_column(_("spend"), justify="right")
+        for c in h.top_customers:
+            tc.add_row(c["customer_id"], c.get("name") or "", f"¥{c['spend']:,.0f}")
+        console.print(tc)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+    app.command("demo")(demo)
