@@ -12,6 +12,7 @@ MODULES = (
     "ingest",
     "datasets",
     "demo",
+    "quality",
 )
 
 
