@@ -130,16 +130,13 @@ def demo(
     ws.close()
 
 
-def _quality(ws: Any) -> dict[str, Any] | None:
-    try:
-        from kehu.quality import build_report
-    except ImportError:
-        return None
+def _quality(ws: Any) -> dict[str, Any]:
+    from kehu.quality import build_report
+
     rep = build_report(ws)
-    data = rep.model_dump(mode="json") if hasattr(rep, "model_dump") else rep.to_dict()
-    return {"overall": data.get("overall_score"), "entities": {
-        e["entity"]: e.get("score") for e in data.get("entities", [])
-        if isinstance(e, dict) and "entity" in e}}
+    return {"overall": rep.overall_score,
+            "entities": {e.entity: e.score for e in rep.entities},
+            "suspected_duplicate_customers": rep.suspected_duplicate_customers["customers"]}
 
 
 def _count(values: list[str]) -> dict[str, int]:
@@ -149,7 +146,7 @@ def _count(values: list[str]) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def _show_headline(h: Any, quality: dict[str, Any] | None, rejected: dict[str, int]) -> None:
+def _show_headline(h: Any, quality: dict[str, Any], rejected: dict[str, int]) -> None:
     t = Table(title=_("Headline figures (as of {date})").format(date=h.as_of))
     t.add_column(_("measure"))
     t.add_column(_("value"), justify="right")
@@ -165,8 +162,10 @@ def _show_headline(h: Any, quality: dict[str, Any] | None, rejected: dict[str, i
         (_("repeat-purchase rate"), f"{h.repeat_rate:.1%}"),
         (_("revenue share of the top 20 % of customers"), f"{h.top20_revenue_share:.1%}"),
     ]
-    if quality and quality.get("overall") is not None:
-        rows.append((_("data-quality score"), f"{quality['overall']:.0f}/100"))
+    if quality.get("overall") is not None:
+        rows.append((_("data-quality score"), f"{quality['overall']:.1f}/100"))
+        rows.append((_("suspected duplicate customers"),
+                     f"{quality['suspected_duplicate_customers']:,}"))
     rows.append((_("rows rejected at import"), f"{sum(rejected.values()):,}"))
     for label, value in rows:
         t.add_row(label, value)
