@@ -389,8 +389,9 @@ class _Company:
         amount = np.round(price[lines_prod] * qty * (1 - disc) * np.where(
             self.industry == "retail", 1.0, spend[lines_idx]), 2)
         line_cost = np.round(cost[lines_prod] * qty, 2)
-        channel = np.array(["store", "web", "app"], dtype=object)[
-            np.minimum(rng.choice(3, m, p=[0.5, 0.3, 0.2]) + (cls[lines_idx] >= 3), 2)]
+        order_channel = np.array(["store", "web", "app"], dtype=object)[
+            np.minimum(rng.choice(3, k, p=[0.5, 0.3, 0.2]) + (cls[idx] >= 3), 2)]
+        channel = order_channel[lines_order]
         tag = ids[lines_idx]
         tx_id = np.array([f"{c}-{o:06d}-{p}" for c, o, p in
                           zip(tag, lines_order, lines_prod, strict=True)], dtype=object)
@@ -428,7 +429,8 @@ class _Company:
                         price[lines_prod] * qty * disc, 2),
                     "渠道": CHANNEL_ZH[np.searchsorted(CHANNEL_EN, channel)] if m else channel,
                     "门店编号": _only_where(channel == "store", np.array(
-                        [f"S{j:03d}" for j in rng.integers(0, 40, m)], dtype=object))}
+                        [f"S{j:03d}" for j in rng.integers(0, 40, k)], dtype=object)[
+                            lines_order])}
             first = self.tx.append(cols)
             fname = "transactions.csv"
             date_kind = "bad_date"

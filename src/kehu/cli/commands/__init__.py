@@ -13,6 +13,7 @@ MODULES = (
     "datasets",
     "demo",
     "quality",
+    "customer",
 )
 
 

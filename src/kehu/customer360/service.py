@@ -1,0 +1,109 @@
+"""Customer 360 (客户全景 / enterprise memory, MISSION D1–D2): one customer's profile and every
+fact about them on one timeline, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import ibis
+from pydantic import BaseModel, Field
+
+from kehu.customer360.sources import timeline_sources
+from kehu.errors import NotFoundError
+from kehu.i18n import _
+from kehu.model.types import ATTR_PREFIX, LINEAGE_COLUMNS
+
+if TYPE_CHECKING:
+    from kehu.workspace import Workspace
+
+
+class TimelineItem(BaseModel):
+    time: datetime
+    kind: str
+    channel: str | None = None
+    title: str | None = None
+    amount: float | None = None
+    ref: str | None = None
+    source: str
+
+
+class Customer360(BaseModel):
+    customer_id: str
+    profile: dict[str, Any]
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    account_manager: dict[str, Any] | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    timeline: list[TimelineItem] = Field(default_factory=list)
+    timeline_total: int = 0
+
+
+def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Customer360:
+    """Profile, custom attributes, account manager and the timeline (newest first).
+
+    Raises :class:`NotFoundError` for an unknown id.
+    """
+    eng = ws.engine
+    cust = eng.table("customers")
+    rows = cust.filter(cust.customer_id == customer_id).to_pyarrow().to_pylist()
+    if not rows:
+        raise NotFoundError(_("No customer with id '{id}'. Check the id (ids are case-sensitive, "
+                              "e.g. C00000123).").format(id=customer_id))
+    row = rows[0]
+    profile = {k: v for k, v in row.items()
+               if not k.startswith(ATTR_PREFIX) and k not in LINEAGE_COLUMNS}
+    attrs = {k[len(ATTR_PREFIX):]: v for k, v in row.items() if k.startswith(ATTR_PREFIX)}
+    manager = None
+    if row.get("account_manager_id"):
+        emp = eng.table("employees")
+        found = emp.filter(emp.employee_id == row["account_manager_id"]).to_pyarrow().to_pylist()
+        manager = found[0] if found else {"employee_id": row["account_manager_id"]}
+        manager = {k: v for k, v in manager.items() if k not in LINEAGE_COLUMNS}
+    parts = []
+    for src in timeline_sources():
+        if ws.warehouse.version(src.table) is None:
+            continue
+        part = src.project(eng.table(src.table), customer_id)
+        parts.append(part.mutate(source=ibis.literal(src.name)))
+    items: list[TimelineItem] = []
+    counts: dict[str, int] = {}
+    total = 0
+    if parts:
+        union = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        union = union.filter(union.time.notnull())
+        agg = union.group_by("source").aggregate(n=union.count()).to_pyarrow().to_pylist()
+        counts = {r["source"]: int(r["n"]) for r in agg}
+        total = sum(counts.values())
+        ordered = union.order_by([ibis.desc("time"), "source", "ref"])
+        if limit is not None:
+            ordered = ordered.limit(limit)
+        items = [TimelineItem(**r) for r in ordered.to_pyarrow().to_pylist()]
+    return Customer360(customer_id=customer_id, profile=profile, attributes=attrs,
+                       account_manager=manager, counts=counts, timeline=items,
+                       timeline_total=total)
+
+
+#: how each timeline kind reads, for people (translated at display time)
+KIND_LABELS = {
+    "purchase": lambda: _("purchase"), "refund": lambda: _("refund"), "bill": lambda: _("bill"),
+    "contract_start": lambda: _("contract started"),
+    "contract_end": lambda: _("contract ends / ended"),
+    "interaction": lambda: _("contact"), "complaint_opened": lambda: _("complaint opened"),
+    "complaint_resolved": lambda: _("complaint resolved"),
+    "service_request_opened": lambda: _("service request opened"),
+    "service_request_resolved": lambda: _("service request resolved"),
+    "ticket_opened": lambda: _("ticket opened"), "ticket_resolved": lambda: _("ticket resolved"),
+    "invoice": lambda: _("invoice"), "payment": lambda: _("payment"),
+    "campaign_treatment": lambda: _("campaign contact"),
+    "campaign_control": lambda: _("campaign (control group)"),
+    "campaign_response": lambda: _("campaign response"),
+    "nps_survey": lambda: _("NPS survey"), "csat_survey": lambda: _("CSAT survey"),
+    "referred_someone": lambda: _("referred a customer"),
+    "was_referred": lambda: _("was referred"), "churned": lambda: _("churned"),
+    "note": lambda: _("note"),
+}
+
+
+def kind_label(kind: str) -> str:
+    f = KIND_LABELS.get(kind)
+    return f() if f else kind
