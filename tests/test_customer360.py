@@ -108,3 +108,16 @@ def test_timeline_has_every_fact_sorted(tmp_path_factory: pytest.TempPathFactory
     assert c.timeline_total == len(days)
     assert [i.time for i in c.timeline] == sorted(
         [datetime(2020, 1, 1) + timedelta(days=d) for d in days], reverse=True)
+
+
+def test_notes_and_logged_interactions_join_the_timeline(ws: Workspace) -> None:
+    from kehu.store import services as sv
+
+    sv.add_note(ws.store, sv.NoteIn(customer_id="A", text="VIP，勿打扰"), "u1")
+    sv.log_interaction(ws.store, sv.InteractionIn(customer_id="A", time=datetime(2030, 1, 1),
+                                                  channel="visit", text="上门"), "u1")
+    c = customer_360(ws, "A", limit=None)
+    assert c.counts["notes"] == 1 and c.counts["logged_interactions"] == 1
+    assert c.timeline[0].source == "logged_interactions"  # 2030 is the newest
+    assert any(i.kind == "note" and i.title == "VIP，勿打扰" for i in c.timeline)
+    assert customer_360(ws, "B", limit=None).counts.get("notes") is None

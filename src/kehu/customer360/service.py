@@ -3,7 +3,7 @@ fact about them on one timeline, newest first."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -78,9 +78,38 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
         if limit is not None:
             ordered = ordered.limit(limit)
         items = [TimelineItem(**r) for r in ordered.to_pyarrow().to_pylist()]
+    staff = _store_items(ws, customer_id)
+    if staff:
+        for it in staff:
+            counts[it.source] = counts.get(it.source, 0) + 1
+        total += len(staff)
+        items = sorted(items + staff, key=lambda i: i.time, reverse=True)
+        if limit is not None:
+            items = items[:limit]
     return Customer360(customer_id=customer_id, profile=profile, attributes=attrs,
                        account_manager=manager, counts=counts, timeline=items,
                        timeline_total=total)
+
+
+def _local(t: datetime) -> datetime:
+    """App-store times (UTC; SQLite returns them without a zone) as local business time."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone().replace(tzinfo=None)
+
+
+def _store_items(ws: Workspace, customer_id: str) -> list[TimelineItem]:
+    """Notes and interactions staff logged in kehu (the app store), for the same timeline."""
+    from kehu.store import services as sv
+
+    out = [TimelineItem(time=_local(n.created_at), kind="note", title=n.text, ref=str(n.id),
+                        source="notes") for n in sv.list_notes(ws.store, customer_id)]
+    out += [TimelineItem(time=i.time, kind="interaction", channel=i.channel,
+                         title=" · ".join(x for x in (i.type, i.direction, i.outcome, i.text)
+                                          if x),
+                         ref=f"L{i.id}", source="logged_interactions")
+            for i in sv.list_interactions(ws.store, customer_id)]
+    return out
 
 
 #: how each timeline kind reads, for people (translated at display time)

@@ -1,0 +1,12 @@
+"""App store models, one module per concern."""
+
+from __future__ import annotations
+
+from kehu.store.models.audit import AuditEntry
+from kehu.store.models.base import Base
+from kehu.store.models.crm import Assignment, LoggedInteraction, Note, Task
+from kehu.store.models.definitions import Definition
+from kehu.store.models.people import ApiToken, User
+
+__all__ = ["ApiToken", "Assignment", "AuditEntry", "Base", "Definition", "LoggedInteraction",
+           "Note", "Task", "User"]

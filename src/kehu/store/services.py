@@ -1,0 +1,239 @@
+"""Services over the app store: every write goes through here and leaves an audit entry.
+
+Inputs are validated pydantic models (what a person authors); outputs are the ORM rows
+(detached, safe to read after the session).
+
+>>> from kehu.store.db import AppStore
+>>> store = AppStore("sqlite://"); store.upgrade()
+>>> n = add_note(store, NoteIn(customer_id="C1", text="客户希望下月再联系"), actor="analyst1")
+>>> [x.text for x in list_notes(store, "C1")]
+['客户希望下月再联系']
+>>> [(a.action, a.object_type) for a in audit_log(store)]
+[('create', 'note')]
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import or_, select
+
+from kehu.errors import KehuInputError, NotFoundError
+from kehu.i18n import _
+from kehu.store.db import AppStore
+from kehu.store.models import (
+    Assignment,
+    AuditEntry,
+    Definition,
+    LoggedInteraction,
+    Note,
+    Task,
+)
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+class NoteIn(BaseModel):
+    customer_id: str = Field(min_length=1, max_length=80)
+    text: str = Field(min_length=1, max_length=20_000)
+    author_id: int | None = None
+
+
+class InteractionIn(BaseModel):
+    customer_id: str = Field(min_length=1, max_length=80)
+    time: datetime
+    channel: Literal["store", "hotline", "sms", "web", "app", "visit", "email", "wechat",
+                     "mail", "push", "partner", "other"]
+    type: str | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    outcome: str | None = None
+    text: str | None = None
+    employee_id: str | None = None
+    user_id: int | None = None
+
+
+class TaskIn(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    customer_id: str | None = None
+    assignee_id: int | None = None
+    description: str | None = None
+    due_date: date | None = None
+    priority: Literal["low", "normal", "high"] = "normal"
+    origin: str | None = None
+
+
+class DefinitionIn(BaseModel):
+    kind: Literal["segment", "alert_rule", "campaign", "contact_policy"]
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    spec: dict[str, Any]
+
+
+# -- audit ----------------------------------------------------------------------------------
+
+
+def record(store: AppStore, actor: str, action: str, object_type: str,
+           object_id: str | None = None, details: dict[str, Any] | None = None) -> None:
+    """Write one audit entry (used by every write here, and for exports elsewhere)."""
+    with store.session() as s:
+        s.add(AuditEntry(actor=actor, action=action, object_type=object_type,
+                         object_id=object_id, details=details))
+
+
+def audit_log(store: AppStore, limit: int = 100) -> list[AuditEntry]:
+    with store.session() as s:
+        return list(s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+# -- notes and interactions -----------------------------------------------------------------
+
+
+def add_note(store: AppStore, note: NoteIn, actor: str) -> Note:
+    with store.session() as s:
+        row = Note(**note.model_dump())
+        s.add(row)
+        s.flush()
+        s.add(AuditEntry(actor=actor, action="create", object_type="note",
+                         object_id=str(row.id), details={"customer_id": note.customer_id}))
+    return row
+
+
+def list_notes(store: AppStore, customer_id: str) -> list[Note]:
+    with store.session() as s:
+        return list(s.scalars(select(Note).where(Note.customer_id == customer_id)
+                              .order_by(Note.created_at.desc(), Note.id.desc())))
+
+
+def log_interaction(store: AppStore, item: InteractionIn, actor: str) -> LoggedInteraction:
+    with store.session() as s:
+        row = LoggedInteraction(**item.model_dump())
+        s.add(row)
+        s.flush()
+        s.add(AuditEntry(actor=actor, action="create", object_type="interaction",
+                         object_id=str(row.id), details={"customer_id": item.customer_id}))
+    return row
+
+
+def list_interactions(store: AppStore, customer_id: str) -> list[LoggedInteraction]:
+    with store.session() as s:
+        return list(s.scalars(select(LoggedInteraction)
+                              .where(LoggedInteraction.customer_id == customer_id)
+                              .order_by(LoggedInteraction.time.desc())))
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+
+def create_task(store: AppStore, task: TaskIn, actor: str) -> Task:
+    with store.session() as s:
+        row = Task(**task.model_dump())
+        s.add(row)
+        s.flush()
+        s.add(AuditEntry(actor=actor, action="create", object_type="task",
+                         object_id=str(row.id), details={"title": task.title}))
+    return row
+
+
+def list_tasks(store: AppStore, assignee_id: int | None = None, status: str | None = "open",
+               customer_id: str | None = None) -> list[Task]:
+    q = select(Task)
+    if assignee_id is not None:
+        q = q.where(Task.assignee_id == assignee_id)
+    if status is not None:
+        q = q.where(Task.status == status)
+    if customer_id is not None:
+        q = q.where(Task.customer_id == customer_id)
+    with store.session() as s:
+        return list(s.scalars(q.order_by(Task.due_date.is_(None), Task.due_date, Task.id)))
+
+
+def complete_task(store: AppStore, task_id: int, actor: str,
+                  status: Literal["done", "cancelled"] = "done") -> Task:
+    with store.session() as s:
+        row = s.get(Task, task_id)
+        if row is None:
+            raise NotFoundError(_("No task with id {id}.").format(id=task_id))
+        if row.status != "open":
+            raise KehuInputError(_("Task {id} is already {status}.").format(
+                id=task_id, status=row.status))
+        row.status = status
+        row.completed_at = datetime.now(UTC)
+        s.add(AuditEntry(actor=actor, action=status, object_type="task", object_id=str(task_id)))
+    return row
+
+
+# -- account managers -----------------------------------------------------------------------
+
+
+def assign(store: AppStore, customer_id: str, employee_id: str, actor: str,
+           since: date | None = None) -> Assignment:
+    """Make ``employee_id`` the customer's account manager from ``since`` (ending any
+    current assignment the day before)."""
+    since = since or date.today()
+    with store.session() as s:
+        for cur in s.scalars(select(Assignment).where(Assignment.customer_id == customer_id,
+                                                      Assignment.valid_to.is_(None))):
+            cur.valid_to = since
+        row = Assignment(customer_id=customer_id, employee_id=employee_id, valid_from=since)
+        s.add(row)
+        s.flush()
+        s.add(AuditEntry(actor=actor, action="assign", object_type="customer",
+                         object_id=customer_id, details={"employee_id": employee_id}))
+    return row
+
+
+def unassign(store: AppStore, customer_id: str, actor: str, until: date | None = None) -> int:
+    until = until or date.today()
+    with store.session() as s:
+        rows = list(s.scalars(select(Assignment).where(Assignment.customer_id == customer_id,
+                                                       Assignment.valid_to.is_(None))))
+        for r in rows:
+            r.valid_to = until
+        s.add(AuditEntry(actor=actor, action="unassign", object_type="customer",
+                         object_id=customer_id))
+    return len(rows)
+
+
+def portfolio(store: AppStore, employee_id: str, on: date | None = None) -> list[str]:
+    """Customer ids assigned to ``employee_id`` on ``on`` (default today)."""
+    on = on or date.today()
+    with store.session() as s:
+        q = select(Assignment.customer_id).where(
+            Assignment.employee_id == employee_id, Assignment.valid_from <= on,
+            or_(Assignment.valid_to.is_(None), Assignment.valid_to > on))
+        return sorted(s.scalars(q))
+
+
+# -- definitions ----------------------------------------------------------------------------
+
+
+def save_definition(store: AppStore, d: DefinitionIn, actor: str) -> Definition:
+    """Create a definition, or a new version of the one with the same kind and name."""
+    with store.session() as s:
+        row = s.scalars(select(Definition).where(Definition.kind == d.kind,
+                                                 Definition.name == d.name)).first()
+        if row is None:
+            row = Definition(kind=d.kind, name=d.name, description=d.description, spec=d.spec)
+            s.add(row)
+            action = "create"
+        else:
+            row.spec = d.spec
+            row.description = d.description
+            row.version += 1
+            row.updated_at = datetime.now(UTC)
+            action = "update"
+        s.flush()
+        s.add(AuditEntry(actor=actor, action=action, object_type=d.kind, object_id=d.name,
+                         details={"version": row.version}))
+    return row
+
+
+def get_definition(store: AppStore, kind: str, name: str) -> Definition:
+    with store.session() as s:
+        row = s.scalars(select(Definition).where(Definition.kind == kind,
+                                                 Definition.name == name)).first()
+    if row is None:
+        raise NotFoundError(_("No {kind} named '{name}'.").format(kind=kind, name=name))
+    return row
