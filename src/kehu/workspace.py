@@ -61,6 +61,7 @@ class Workspace:
         ws = cls(root, Settings.load(root / SETTINGS_FILE))
         ws.warehouse.root.mkdir(parents=True, exist_ok=True)
         ws.store.upgrade()
+        ws.store.dispose()  # connections reopen on use; SQLite's WAL files go away meanwhile
         return ws
 
     @classmethod

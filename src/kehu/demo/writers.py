@@ -128,7 +128,28 @@ class XlsxOrCsv:
         for r in self._buf:
             ws.append(r)
         wb.save(self.path)
+        _make_reproducible(self.path)
         return self.path
+
+
+def _make_reproducible(path: Path) -> None:
+    """Rewrite an .xlsx with fixed zip-entry and document times, so the same seed gives the
+    same bytes (openpyxl stamps the save time into both)."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        entries = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2026-01-01T00:00:00Z",
+                              data)
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    tmp.replace(path)
 
 
 def _as_list(v: Any) -> list[Any]:
