@@ -19,3 +19,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 
 def open_workspace(path: Path | None) -> Workspace:
     return Workspace.find(path)
+
+
+def require_positive(name: str, value: int) -> None:
+    """Refuse a count parameter below 1 with the standard message."""
+    from kehu.errors import KehuInputError
+    from kehu.i18n import _
+
+    if value < 1:
+        raise KehuInputError(_("The '{name}' parameter must be an int >= 1. Got {v} instead.")
+                             .format(name=name, v=value))

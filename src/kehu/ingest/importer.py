@@ -376,31 +376,15 @@ class Importer:
 
     def _dup_rejects(self, ent: Entity, dups: pa.Table, import_id: str) -> pa.Table:
         key = ent.key[0]
-        records = []
-        for r in dups.to_pylist():
-            records.append({
-                "import_id": import_id, "entity": ent.name, "file": r["_source_file"],
-                "row": r["_source_row"], "column": key, "value": str(r[key]),
-                "reason_code": "duplicate_key",
-                "reason": _("{col} '{value}' appears again later in this import; the later "
-                            "row was kept").format(col=key, value=r[key]),
-                "raw": json.dumps(_row_json(r), ensure_ascii=False),
-            })
-        return rejects_table(records)
+        return _set_rejects(ent, dups, import_id, key, "duplicate_key", lambda v: _(
+            "{col} '{value}' appears again later in this import; the later row was kept"
+        ).format(col=key, value=v))
 
     def _ref_rejects(self, ent: Entity, column: str, ref: str, rows: pa.Table,
                      import_id: str) -> pa.Table:
-        records = []
-        for r in rows.to_pylist():
-            records.append({
-                "import_id": import_id, "entity": ent.name, "file": r["_source_file"],
-                "row": r["_source_row"], "column": column, "value": str(r[column]),
-                "reason_code": "unknown_reference",
-                "reason": _("{col} '{value}' is not in {ref}: import it there first, or "
-                            "check the id").format(ref=ref, value=r[column], col=column),
-                "raw": json.dumps(_row_json(r), ensure_ascii=False),
-            })
-        return rejects_table(records)
+        return _set_rejects(ent, rows, import_id, column, "unknown_reference", lambda v: _(
+            "{col} '{value}' is not in {ref}: import it there first, or check the id"
+        ).format(ref=ref, value=v, col=column))
 
     def _create_customers(self, ids: pa.Table, import_id: str) -> int:
         ent = ENTITIES["customers"]
@@ -422,6 +406,17 @@ class Importer:
                        metadata={"kehu.import_id": import_id + ":customers"})
         self.ws.engine.refresh()
         return n
+
+
+def _set_rejects(ent: Entity, rows: pa.Table, import_id: str, column: str, code: str,
+                 reason: Callable[[Any], str]) -> pa.Table:
+    """Reject records for staged rows found by a set-wise check (duplicates, references)."""
+    return rejects_table([{
+        "import_id": import_id, "entity": ent.name, "file": r["_source_file"],
+        "row": r["_source_row"], "column": column, "value": str(r[column]),
+        "reason_code": code, "reason": reason(r[column]),
+        "raw": json.dumps(_row_json(r), ensure_ascii=False),
+    } for r in rows.to_pylist()])
 
 
 def _remove_stale_stages(tmp: Path) -> None:

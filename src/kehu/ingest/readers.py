@@ -358,6 +358,13 @@ def _split_header(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
+def _text_batch(headers: list[str], buf: list[list[str | None]], rows: list[int],
+                problems: list[RowProblem], replaced_bytes: bool = False) -> RawBatch:
+    """A batch from columns of Python strings collected row by row."""
+    return RawBatch({h: pa.array(buf[j], pa.string()) for j, h in enumerate(headers)},
+                    pa.array(rows, pa.int64()), problems, replaced_bytes=replaced_bytes)
+
+
 # -- Excel ----------------------------------------------------------------------------------
 def _cell_text(v: Any) -> str | None:
     if v is None:
@@ -454,8 +461,7 @@ class ExcelReader:
 
     def _batch(self, buf: list[list[str | None]], rows: list[int],
                problems: list[RowProblem]) -> RawBatch:
-        return RawBatch({h: pa.array(buf[j], pa.string()) for j, h in enumerate(self.headers)},
-                        pa.array(rows, pa.int64()), problems)
+        return _text_batch(self.headers, buf, rows, problems)
 
 
 # -- Parquet --------------------------------------------------------------------------------
@@ -543,9 +549,7 @@ class JsonLinesReader:
 
     def _batch(self, buf: list[list[str | None]], rows: list[int],
                problems: list[RowProblem]) -> RawBatch:
-        return RawBatch({h: pa.array(buf[j], pa.string()) for j, h in enumerate(self.headers)},
-                        pa.array(rows, pa.int64()), problems,
-                        replaced_bytes=True)
+        return _text_batch(self.headers, buf, rows, problems, replaced_bytes=True)
 
 
 @dataclass

@@ -15,7 +15,7 @@ Inputs are validated pydantic models (what a person authors); outputs are the OR
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
@@ -31,6 +31,8 @@ from kehu.store.models import (
     Note,
     Task,
 )
+
+T = TypeVar("T", Note, LoggedInteraction, Task)
 
 # -- inputs ---------------------------------------------------------------------------------
 
@@ -90,14 +92,20 @@ def audit_log(store: AppStore, limit: int = 100) -> list[AuditEntry]:
 # -- notes and interactions -----------------------------------------------------------------
 
 
-def add_note(store: AppStore, note: NoteIn, actor: str) -> Note:
+def _create(store: AppStore, row: T, actor: str, object_type: str,
+            details: dict[str, Any]) -> T:
+    """Insert ``row`` and its audit entry in one transaction."""
     with store.session() as s:
-        row = Note(**note.model_dump())
         s.add(row)
         s.flush()
-        s.add(AuditEntry(actor=actor, action="create", object_type="note",
-                         object_id=str(row.id), details={"customer_id": note.customer_id}))
+        s.add(AuditEntry(actor=actor, action="create", object_type=object_type,
+                         object_id=str(row.id), details=details))
     return row
+
+
+def add_note(store: AppStore, note: NoteIn, actor: str) -> Note:
+    return _create(store, Note(**note.model_dump()), actor, "note",
+                   {"customer_id": note.customer_id})
 
 
 def list_notes(store: AppStore, customer_id: str) -> list[Note]:
@@ -107,13 +115,8 @@ def list_notes(store: AppStore, customer_id: str) -> list[Note]:
 
 
 def log_interaction(store: AppStore, item: InteractionIn, actor: str) -> LoggedInteraction:
-    with store.session() as s:
-        row = LoggedInteraction(**item.model_dump())
-        s.add(row)
-        s.flush()
-        s.add(AuditEntry(actor=actor, action="create", object_type="interaction",
-                         object_id=str(row.id), details={"customer_id": item.customer_id}))
-    return row
+    return _create(store, LoggedInteraction(**item.model_dump()), actor, "interaction",
+                   {"customer_id": item.customer_id})
 
 
 def list_interactions(store: AppStore, customer_id: str) -> list[LoggedInteraction]:
@@ -127,13 +130,7 @@ def list_interactions(store: AppStore, customer_id: str) -> list[LoggedInteracti
 
 
 def create_task(store: AppStore, task: TaskIn, actor: str) -> Task:
-    with store.session() as s:
-        row = Task(**task.model_dump())
-        s.add(row)
-        s.flush()
-        s.add(AuditEntry(actor=actor, action="create", object_type="task",
-                         object_id=str(row.id), details={"title": task.title}))
-    return row
+    return _create(store, Task(**task.model_dump()), actor, "task", {"title": task.title})
 
 
 def list_tasks(store: AppStore, assignee_id: int | None = None, status: str | None = "open",

@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace
+from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, require_positive
 from kehu.cli.output import console, emit_json
-from kehu.errors import KehuInputError
 from kehu.i18n import _
 
 
@@ -22,9 +21,7 @@ def customer(
     """Show one customer: profile, custom attributes, account manager, whole timeline."""
     from kehu.customer360 import customer_360, kind_label
 
-    if limit < 1:
-        raise KehuInputError(_("The '--limit' parameter must be an int >= 1. Got {v} instead.")
-                             .format(v=limit))
+    require_positive("--limit", limit)
     ws = open_workspace(workspace)
     c = customer_360(ws, customer_id, limit=limit)
     ws.close()

@@ -11,9 +11,8 @@ import pyarrow.csv as pcsv
 import typer
 from rich.table import Table
 
-from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace
+from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, require_positive
 from kehu.cli.output import console, emit_json, err_console, progress
-from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.ingest import Importer, ReadOptions, plan_import, require_complete
 from kehu.ingest.importer import FilePlan, ImportReport
@@ -165,9 +164,7 @@ def rejects(
     json: JsonOpt = False,
 ) -> None:
     """List (or export) rejected rows with file, row, column, value and reason."""
-    if limit < 1:
-        raise KehuInputError(_("The '--limit' parameter must be an int >= 1. Got {v} instead.")
-                             .format(v=limit))
+    require_positive("--limit", limit)
     ws = open_workspace(workspace)
     table = visible_rejects(ws.warehouse, import_id, entity)
     if export:
