@@ -193,3 +193,27 @@ def test_other_industries(tmp_path: Path, industry: str) -> None:
     s = generate(industry, 1500, seed=2, out=tmp_path / industry)
     assert s.files["customers.csv"] >= 1500 and s.files["payments.csv"] > 1500
     assert sum(s.dirty.values()) > 0
+
+
+def test_telco_monthly_bills_fall_before_churn(tmp_path: Path) -> None:
+    out = tmp_path / "telco"
+    generate("telco", 4000, seed=8, out=out)
+    bills = pq.read_table(out / "bills.parquet").to_pylist()
+    truth = {r["customer_id"]: r for r in
+             pq.read_table(out / "truth" / "customers.parquet").to_pylist()}
+    monthly: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for r in bills:
+        if r["kind"] == "bill":
+            monthly[r["customer id"]].append((r["date"], r["amount"]))
+    # one bill per customer and month
+    assert all(len({(d.year, d.month) for d, _ in v}) == len(v) for v in monthly.values())
+    drops = {True: [], False: []}
+    for cid, v in monthly.items():
+        if len(v) < 8:
+            continue
+        v.sort()
+        last, before = [a for _, a in v[-2:]], [a for _, a in v[:-3]]
+        drops[bool(truth[cid]["churned"])].append(
+            (sum(last) / len(last)) / (sum(before) / len(before)))
+    assert len(drops[True]) > 30
+    assert sum(drops[True]) / len(drops[True]) < sum(drops[False]) / len(drops[False]) - 0.05

@@ -354,7 +354,7 @@ class _Company:
         decline_start = np.where(churned, np.maximum(a, b - 90 * DAY), b)
         b1 = np.where(alive, decline_start, a)
         b2 = np.where(alive, b, a)
-        base = {"retail": 1 / 30, "telco": 1 / 30, "bank": 1 / 20}[self.industry]
+        base = {"retail": 1 / 30, "telco": 1 / 90, "bank": 1 / 20}[self.industry]
         i1, t1 = self._events(rng, rate * base, a, b1)
         i2, t2 = self._events(rng, rate * base * 0.25, decline_start, b2)
         idx = np.concatenate([i1, i2])
@@ -410,8 +410,11 @@ class _Company:
             cols = {"bill id": tx_id, "customer id": cust,
                     "date": lines_when.astype("datetime64[s]"), "product id": pid[lines_prod],
                     "amount": amount, "cost": line_cost,
-                    "kind": np.full(m, "bill", dtype=object), "channel": channel}
+                    "kind": np.full(m, "purchase", dtype=object), "channel": channel}
             cols["date"][bad_date] = np.datetime64("2099-03-01T00:00:00")
+            bills = self._monthly_bills(rng, ids, cls, spend, a, b, churned, alive,
+                                        decline_start)
+            cols = {k: np.concatenate([v, bills[k]]) for k, v in cols.items()}
             first = self.tx.append(cols)
             fname = "bills.parquet"
             date_kind = "future_date"
@@ -439,6 +442,31 @@ class _Company:
             for i in arr:
                 self.dirty_rows.append((fname, first + int(i), kind, ""))
         return usage_before, usage_last
+
+    def _monthly_bills(self, rng: np.random.Generator, ids: np.ndarray, cls: np.ndarray,
+                       spend: np.ndarray, a: np.ndarray, b: np.ndarray, churned: np.ndarray,
+                       alive: np.ndarray, decline_start: np.ndarray) -> dict[str, np.ndarray]:
+        """One bill per customer per month: the plan's fee plus usage, which falls in the
+        months before churn."""
+        plans = [p for p in self.products if p.category == "套餐"]
+        fee = np.array([p.price for p in plans])
+        plan = np.minimum(cls + rng.integers(0, 2, len(ids)), len(plans) - 1)
+        months = np.maximum((b.astype("datetime64[M]") - a.astype("datetime64[M]"))
+                            .astype(int), 0) * alive
+        idx = np.repeat(np.arange(len(ids)), months)
+        seq = np.arange(len(idx)) - np.repeat(np.cumsum(months) - months, months)
+        when = ((a.astype("datetime64[M]")[idx] + (seq + 1).astype("timedelta64[M]"))
+                .astype("datetime64[D]")).astype("datetime64[s]")
+        falling = churned[idx] & (when >= decline_start[idx].astype("datetime64[s]"))
+        usage = rng.gamma(2.0, 12.0 * spend[idx]) * np.where(falling, 0.35, 1.0)
+        amount = np.round(fee[plan[idx]] + usage, 2)
+        return {"bill id": np.array([f"B{ids[i][1:]}-{q:03d}" for i, q in
+                                     zip(idx, seq, strict=True)], dtype=object),
+                "customer id": ids[idx], "date": when,
+                "product id": np.array([plans[j].product_id for j in plan[idx]], dtype=object),
+                "amount": amount, "cost": np.round(amount * 0.45, 2),
+                "kind": np.full(len(idx), "bill", dtype=object),
+                "channel": np.full(len(idx), None, dtype=object)}
 
     # -- service, contracts, payments ------------------------------------------------------
     def _write_service(self, rng: np.random.Generator, ids: np.ndarray, grumpy: np.ndarray,
