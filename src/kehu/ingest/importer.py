@@ -28,7 +28,7 @@ from kehu.i18n import _
 from kehu.ingest.batch import BatchValidator, business_columns, output_schema, rejects_table
 from kehu.ingest.coerce import infer_type
 from kehu.ingest.journal import IMPORTS_SCHEMA, IMPORTS_TABLE, REJECTS_TABLE, reconcile
-from kehu.ingest.mapping import Mapping, Proposal, resolve
+from kehu.ingest.mapping import Mapping, Proposal, propose, resolve
 from kehu.ingest.readers import ReadOptions, SourceReader, open_source
 from kehu.model import ENTITIES, Entity, entity
 from kehu.model.types import ATTR_PREFIX, ColumnType
@@ -101,15 +101,9 @@ def plan_import(ws: Workspace, entity_name: str, files: Sequence[str | Path], *,
         proposal = resolve(ent.name, reader.headers, mapping_file)
         if generate_key:
             proposal.mapping.generate_key = True
-            proposal = resolve_again(ent, reader.headers, proposal.mapping)
+            proposal = propose(ent, reader.headers, proposal.mapping)
         plans.append(FilePlan(Path(f), reader, proposal))
     return plans
-
-
-def resolve_again(ent: Entity, headers: list[str], mapping: Mapping) -> Proposal:
-    from kehu.ingest.mapping import propose
-
-    return propose(ent, headers, mapping)
 
 
 def require_complete(plans: Sequence[FilePlan]) -> None:
