@@ -14,6 +14,7 @@ MODULES = (
     "demo",
     "quality",
     "customer",
+    "clv",
 )
 
 
