@@ -133,3 +133,21 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     r = kehu("demo", "--path", str(tmp_path / "mine"), "--customers", "100")
     assert r.returncode == 2 and "not a kehu demo folder" in r.stderr
+
+
+def test_rfm_and_tiers_commands_on_cdnow(tmp_path: Path) -> None:
+    w = str(tmp_path / "w")
+    kehu("init", w)
+    assert kehu("datasets", "load", "cdnow", "-w", w).returncode == 0
+    r = kehu("rfm", "--as-of", "1998-06-30", "--json", "-w", w)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert sum(c["customers"] for c in out["classes"]) == 23570
+    assert len(out["classes"]) == 8
+    r = kehu("tiers", "--as-of", "1998-06-30", "--compare", "1997-12-31", "--json", "-w", w)
+    assert r.returncode == 0, r.stderr
+    t = json.loads(r.stdout)
+    assert sum(x["customers"] for x in t["tiers"]) == 23570
+    assert sum(t["changes"]["moves"].values()) == 23570
+    r = kehu("rfm", "--as-of", "June", "-w", w)
+    assert r.returncode == 2 and "'--as-of' parameter must be a date" in r.stderr

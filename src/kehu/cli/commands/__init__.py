@@ -15,6 +15,7 @@ MODULES = (
     "quality",
     "customer",
     "clv",
+    "value",
 )
 
 

@@ -1,0 +1,140 @@
+"""``kehu rfm`` (RFM and the eight classes) and ``kehu tiers`` (value tiers, changes, Pareto)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace
+from kehu.cli.output import console, emit_json
+from kehu.errors import KehuInputError
+from kehu.i18n import _, get_locale
+
+AsOf = Annotated[str | None, typer.Option(
+    "--as-of", help="Date to compute for (default: the last transaction day).")]
+
+
+def _as_of(ws: object, value: str | None, name: str = "--as-of") -> date:
+    if value:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise KehuInputError(_("The '{name}' parameter must be a date like 2024-01-31. Got "
+                                   "{v!r} instead.").format(name=name, v=value)) from None
+    tx = ws.engine.table("transactions")  # type: ignore[attr-defined]
+    last = tx.transaction_time.max().to_pyarrow().as_py()
+    if last is None:
+        raise KehuInputError(_("No transactions yet: import some, or pass --as-of."))
+    return last.date()
+
+
+def rfm_command(
+    workspace: WorkspaceOpt = None,
+    as_of: AsOf = None,
+    reference: Annotated[str, typer.Option(help="High/low against the mean or the median.")
+                         ] = "mean",
+    customers: Annotated[bool, typer.Option("--customers", help="With --json, include every "
+                                            "customer's RFM row.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """RFM per customer and the eight RFM classes (重要价值客户 …) as of a date."""
+    from kehu.analytics.rfm import RfmClassScheme, class_summary, rfm, rfm_classes
+
+    if reference not in ("mean", "median"):
+        raise KehuInputError(_("The '--reference' parameter must be mean or median. Got {v!r} "
+                               "instead.").format(v=reference))
+    ws = open_workspace(workspace)
+    day = _as_of(ws, as_of)
+    scheme = RfmClassScheme(reference=reference)
+    classified = rfm_classes(rfm(ws.engine.table("transactions"), day), scheme)
+    summ = class_summary(classified).to_pyarrow().to_pylist()
+    loc = get_locale()
+    for r in summ:
+        r["name"] = scheme.name(r["rfm_class"], loc)
+    if json:
+        out: dict[str, object] = {"as_of": day.isoformat(), "reference": reference,
+                                  "classes": summ}
+        if customers:
+            out["customers"] = classified.to_pyarrow().to_pylist()
+        emit_json(out)
+        return
+    t = Table(title=_("RFM classes as of {d} (reference: {ref})").format(d=day, ref=reference))
+    for label in (_("class"), _("customers"), _("share"), _("revenue"), _("revenue share")):
+        t.add_column(label, justify="left" if label == _("class") else "right")
+    for r in summ:
+        t.add_row(r["name"], f"{r['customers']:,}", f"{r['customer_share']:.1%}",
+                  f"¥{r['revenue']:,.0f}", f"{r['revenue_share']:.1%}")
+    console.print(t)
+
+
+def tiers_command(
+    workspace: WorkspaceOpt = None,
+    as_of: AsOf = None,
+    compare: Annotated[str | None, typer.Option(
+        help="Also show moves between the tiers at this earlier date and --as-of.")] = None,
+    basis: Annotated[str, typer.Option(help="spend or margin (trailing 12 months).")] = "spend",
+    json: JsonOpt = False,
+) -> None:
+    """Value tiers (diamond / gold / silver / regular) on trailing-12-month value, with the
+    Pareto / ABC report and, with --compare, upgrades and downgrades."""
+    from kehu.analytics.tiers import (
+        TierScheme,
+        pareto,
+        tier_changes,
+        tiers_as_of,
+        trailing_value,
+        transition_matrix,
+    )
+
+    if basis not in ("spend", "margin"):
+        raise KehuInputError(_("The '--basis' parameter must be spend or margin. Got {v!r} "
+                               "instead.").format(v=basis))
+    ws = open_workspace(workspace)
+    day = _as_of(ws, as_of)
+    scheme = TierScheme(basis=basis)
+    tx, cu = ws.engine.table("transactions"), ws.engine.table("customers")
+    tiers = tiers_as_of(tx, cu, day, scheme)
+    counts = {r["tier"]: r for r in tiers.group_by("tier").aggregate(
+        customers=tiers.count(), value=tiers[basis].sum()).to_pyarrow().to_pylist()}
+    rep = pareto(trailing_value(tx, cu, day, scheme.window_days))
+    moves = None
+    if compare:
+        start = _as_of(ws, compare, "--compare")
+        ch = tier_changes(tx, cu, start, day, scheme)
+        moves = {"from": start.isoformat(),
+                 "matrix": transition_matrix(ch).to_pyarrow().to_pylist(),
+                 "moves": {r["move"]: r["n"] for r in ch.group_by("move").aggregate(
+                     n=ch.count()).to_pyarrow().to_pylist()}}
+    zh = get_locale().startswith("zh")
+    rows = [{"tier": t.code, "name": t.name_zh if zh else t.name_en,
+             "customers": counts.get(t.code, {}).get("customers", 0),
+             "value": counts.get(t.code, {}).get("value", 0.0)} for t in scheme.tiers]
+    if json:
+        emit_json({"as_of": day.isoformat(), "basis": basis, "tiers": rows,
+                   "pareto": rep.model_dump(), "changes": moves})
+        return
+    t = Table(title=_("Value tiers as of {d} (trailing 12-month {basis})").format(
+        d=day, basis=basis))
+    for label in (_("tier"), _("customers"), _("value")):
+        t.add_column(label, justify="left" if label == _("tier") else "right")
+    for r in rows:
+        t.add_row(r["name"], f"{r['customers']:,}", f"¥{r['value']:,.0f}")
+    console.print(t)
+    console.print(_("Top 20 % of customers hold {r} of revenue and {m} of margin; ABC: A {a}, "
+                    "B {b}, C {c} customers.").format(
+        r=f"{rep.top_share['20%']['revenue']:.1%}", m=f"{rep.top_share['20%']['margin']:.1%}",
+        a=int(rep.abc.get("A", {}).get("customers", 0)),
+        b=int(rep.abc.get("B", {}).get("customers", 0)),
+        c=int(rep.abc.get("C", {}).get("customers", 0))))
+    if moves:
+        console.print(_("Since {d}: {up} upgraded, {down} downgraded, {same} unchanged.").format(
+            d=moves["from"], up=moves["moves"].get("up", 0), down=moves["moves"].get("down", 0),
+            same=moves["moves"].get("same", 0)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rfm")(rfm_command)
+    app.command("tiers")(tiers_command)
