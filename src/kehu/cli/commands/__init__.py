@@ -16,6 +16,7 @@ MODULES = (
     "customer",
     "clv",
     "value",
+    "run",
 )
 
 

@@ -111,17 +111,22 @@ def demo(
     if not json:
         show_reports(reports)
         err_console.print(_("3/4 Analysing"))
+    from kehu.analytics.run import analysis_run
+
+    run_report = analysis_run(ws)
     h = headline(ws.engine)
     quality = _quality(ws)
     rejects = visible_rejects(ws.warehouse)
     result = {"workspace": str(root), "generation": summary.to_dict(),
               "imports": [r.to_dict() for r in reports], "headline": h.to_dict(),
-              "quality": quality,
+              "quality": quality, "run": run_report.to_dict(),
+              "value": _value_summary(ws, run_report.run_id),
               "rejected_by_reason": _count(rejects.column("reason_code").to_pylist())}
     if json:
         emit_json(result)
     else:
         _show_headline(h, quality, result["rejected_by_reason"])
+        _show_value(result["value"])
         err_console.print(_("4/4 Explore: kehu --workspace {path} customer {id}").format(
             path=root, id=h.top_customers[0]["customer_id"] if h.top_customers else "ID"))
         if not no_serve:
@@ -137,6 +142,35 @@ def _quality(ws: Any) -> dict[str, Any]:
     return {"overall": rep.overall_score,
             "entities": {e.entity: e.score for e in rep.entities},
             "suspected_duplicate_customers": rep.suspected_duplicate_customers["customers"]}
+
+
+def _value_summary(ws: Any, run_id: str) -> dict[str, Any]:
+    """The run's results by RFM class and by tier (customers, spend, expected CLV)."""
+    from kehu.analytics.rfm import RfmClassScheme
+    from kehu.i18n import get_locale
+
+    t = ws.engine.table("customer_scores")
+    t = t.filter(t.run_id == run_id)
+    scheme = RfmClassScheme()
+    b = t.filter(t.rfm_class.notnull())
+    by_class = b.group_by("rfm_class").aggregate(
+        customers=b.count(), revenue=b.monetary_total.sum(), clv=b.clv.sum()).order_by(
+        "rfm_class").to_pyarrow().to_pylist()
+    for r in by_class:
+        r["name"] = scheme.name(r["rfm_class"], get_locale())
+    by_tier = t.group_by("tier").aggregate(customers=t.count(), spend_12m=t.spend.sum(),
+                                           clv=t.clv.sum()).to_pyarrow().to_pylist()
+    return {"by_rfm_class": by_class, "by_tier": by_tier}
+
+
+def _show_value(value: dict[str, Any]) -> None:
+    t = Table(title=_("RFM classes: customers, revenue to date and expected 12-month value"))
+    for label in (_("class"), _("customers"), _("revenue"), _("CLV (12 months)")):
+        t.add_column(label, justify="left" if label == _("class") else "right")
+    for r in sorted(value["by_rfm_class"], key=lambda r: -(r["revenue"] or 0)):
+        t.add_row(r["name"], f"{r['customers']:,}", f"¥{r['revenue'] or 0:,.0f}",
+                  f"¥{r['clv'] or 0:,.0f}")
+    console.print(t)
 
 
 def _count(values: list[str]) -> dict[str, int]:

@@ -1,0 +1,132 @@
+"""The analysis run (``kehu run``): compute every per-customer result as of a date and append it
+to the warehouse with a run id, so every score keeps its history.
+
+Results land in ``customer_scores`` (one row per customer and run) and the run itself in
+``_runs`` (as-of date, times, model parameters). Both are appended in one commit each; a run
+is complete when its ``_runs`` row exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
+from kehu.analytics.summary import customer_summary
+from kehu.analytics.tiers import TierScheme, tiers_as_of
+from kehu.errors import KehuError, KehuInputError
+from kehu.i18n import _
+
+if TYPE_CHECKING:
+    from kehu.workspace import Workspace
+
+SCORES_TABLE = "customer_scores"
+RUNS_TABLE = "_runs"
+RUNS_SCHEMA = pa.schema([("run_id", pa.string()), ("as_of", pa.date32()),
+                         ("started_at", pa.timestamp("us")), ("finished_at", pa.timestamp("us")),
+                         ("customers", pa.int64()), ("details", pa.string())])
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    as_of: date
+    customers: int
+    seconds: float
+    clv: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 365,
+                 annual_discount_rate: float = 0.10) -> RunReport:
+    """Compute RFM, the eight classes, value tiers and CLV for every customer as of ``as_of``
+    (default: the last transaction day) and append them to ``customer_scores``."""
+    t0 = time.perf_counter()
+    started = datetime.now()
+    eng = ws.engine
+    tx = eng.table("transactions")
+    if as_of is None:
+        last = tx.transaction_time.max().to_pyarrow().as_py()
+        if last is None:
+            raise KehuInputError(_("No transactions yet: import some, or pass --as-of."))
+        as_of = last.date()
+    run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
+    scores = rfm_classes(rfm(tx, as_of), RfmClassScheme()).to_pyarrow()
+    tiers = tiers_as_of(tx, eng.table("customers"), as_of, TierScheme()).to_pyarrow()
+    summary = customer_summary(purchases, as_of, "D").to_pyarrow()
+    report = RunReport(run_id, as_of, tiers.num_rows, 0.0)
+    clv_cols = _clv(summary, purchases, report, horizon_days, annual_discount_rate)
+    # assemble one row per customer (all customers; RFM and CLV empty without purchases)
+    base = tiers.to_pandas().set_index("customer_id")
+    base = base.join(scores.to_pandas().set_index("customer_id"), how="left")
+    if clv_cols is not None:
+        base = base.join(clv_cols, how="left")
+    base = base.reset_index()
+    base.insert(0, "run_id", run_id)
+    base.insert(1, "as_of", as_of)
+    table = pa.Table.from_pandas(base, preserve_index=False)
+    if ws.warehouse.exists(SCORES_TABLE):  # keep the history's schema stable
+        schema = ws.warehouse.schema(SCORES_TABLE)
+        table = pa.Table.from_arrays(
+            [table.column(f.name).cast(f.type) if f.name in table.column_names
+             else pa.nulls(table.num_rows, f.type) for f in schema], schema=schema)
+    ws.warehouse.append(SCORES_TABLE, table, metadata={"kehu.run_id": run_id})
+    report.seconds = round(time.perf_counter() - t0, 3)
+    ws.warehouse.append(RUNS_TABLE, pa.Table.from_pylist([{
+        "run_id": run_id, "as_of": as_of, "started_at": started, "finished_at": datetime.now(),
+        "customers": report.customers,
+        "details": json.dumps({"clv": report.clv, "notes": report.notes}, default=str,
+                              ensure_ascii=False)}], schema=RUNS_SCHEMA))
+    eng.refresh()
+    return report
+
+
+def _clv(summary: pa.Table, purchases: Any, report: RunReport, horizon_days: int,
+         rate: float) -> Any:
+    """Fit BG/NBD + Gamma-Gamma on the summary and score every buyer; None when the data
+    cannot support the models (the reason goes to the report)."""
+    import pandas as pd
+
+    from kehu.models.clv import BetaGeo, GammaGamma, customer_lifetime_value
+
+    df = summary.to_pandas().set_index("customer_id")
+    x, tx, t, mv = (df[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T",
+                                                           "monetary_value"))
+    if len(df) < 20 or (x > 0).sum() < 10:
+        report.notes.append(_("CLV skipped: fewer than 10 customers with repeat purchases."))
+        return None
+    try:
+        bg = BetaGeo().fit(x, tx, t)
+        keep = (x > 0) & (mv > 0)
+        gg = GammaGamma().fit(x[keep], mv[keep])
+    except KehuError as exc:
+        report.notes.append(_("CLV skipped: {err}").format(err=exc))
+        return None
+    margin_row = purchases.aggregate(rev=purchases.amount.sum(),
+                                     cost=purchases.cost.sum()).to_pyarrow().to_pylist()[0]
+    margin = 1.0
+    if margin_row["cost"] and margin_row["rev"]:
+        margin = max(0.0, 1 - margin_row["cost"] / margin_row["rev"])
+    months = max(1, round(horizon_days / 30))
+    clv = customer_lifetime_value(bg, gg, x, tx, t, mv, months=months, margin=margin,
+                                  annual_discount_rate=rate, periods_per_month=30.0)
+    report.clv = {"bgnbd": bg.params_, "bgnbd_ll": bg.log_likelihood_,
+                  "gamma_gamma": gg.params_, "margin_rate": margin, "horizon_months": months,
+                  "annual_discount_rate": rate}
+    return pd.DataFrame({
+        "p_alive": bg.probability_alive(x, tx, t),
+        "expected_purchases_12m": bg.expected_purchases(365.0, x, tx, t),
+        "expected_spend": gg.expected_spend(x, mv),
+        "clv": np.asarray(clv),
+    }, index=df.index)
