@@ -1,4 +1,5 @@
-"""The analysis run (``kehu run``): compute every per-customer result as of a date and append it
+"""The analysis run (``kehu run``): compute every per-customer result (RFM, the eight classes,
+value tier, lifecycle stage, CLV) as of a date and append it
 to the warehouse with a run id, so every score keeps its history.
 
 Results land in ``customer_scores`` (one row per customer and run) and the run itself in
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from kehu.analytics.lifecycle import LifecycleRules, lifecycle
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
 from kehu.analytics.summary import customer_summary
 from kehu.analytics.tiers import TierScheme, tiers_as_of
@@ -64,12 +66,15 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
     purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
     scores = rfm_classes(rfm(tx, as_of), RfmClassScheme()).to_pyarrow()
     tiers = tiers_as_of(tx, eng.table("customers"), as_of, TierScheme()).to_pyarrow()
+    stages = lifecycle(tx, eng.table("customers"), eng.table("churn_events"), as_of,
+                       LifecycleRules()).to_pandas().set_index("customer_id")
     summary = customer_summary(purchases, as_of, "D").to_pyarrow()
     report = RunReport(run_id, as_of, tiers.num_rows, 0.0)
     clv_cols = _clv(summary, purchases, report, horizon_days, annual_discount_rate)
     # assemble one row per customer (all customers; RFM and CLV empty without purchases)
     base = tiers.to_pandas().set_index("customer_id")
     base = base.join(scores.to_pandas().set_index("customer_id"), how="left")
+    base = base.join(stages.rename(columns={"stage": "lifecycle_stage"}), how="left")
     if clv_cols is not None:
         base = base.join(clv_cols, how="left")
     base = base.reset_index()

@@ -135,6 +135,58 @@ def tiers_command(
             same=moves["moves"].get("same", 0)))
 
 
+def lifecycle_command(
+    workspace: WorkspaceOpt = None,
+    as_of: AsOf = None,
+    compare: Annotated[str | None, typer.Option(
+        help="Also show the transition matrix from this earlier date to --as-of.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Lifecycle stages (prospect, new, active, growing, declining, dormant, churned, won-back)
+    as of a date, and the transitions since an earlier date."""
+    from kehu.analytics.lifecycle import STAGES, lifecycle, transitions
+
+    ws = open_workspace(workspace)
+    day = _as_of(ws, as_of)
+    e = ws.engine
+    args = (e.table("transactions"), e.table("customers"), e.table("churn_events"))
+    st = lifecycle(*args, day)
+    counts = {r["stage"]: r["n"] for r in st.group_by("stage").aggregate(
+        n=st.count()).to_pyarrow().to_pylist()}
+    matrix = None
+    if compare:
+        start = _as_of(ws, compare, "--compare")
+        matrix = transitions(*args, start, day).to_pyarrow().to_pylist()
+    if json:
+        emit_json({"as_of": day.isoformat(), "stages": counts, "compare": compare,
+                   "transitions": matrix})
+        return
+    t = Table(title=_("Lifecycle stages as of {d}").format(d=day))
+    t.add_column(_("stage"))
+    t.add_column(_("customers"), justify="right")
+    for s in STAGES:
+        t.add_row(stage_label(s), f"{counts.get(s, 0):,}")
+    console.print(t)
+    if matrix:
+        froms = sorted({r["stage_from"] for r in matrix})
+        m = Table(title=_("From {a} (rows) to {b} (columns)").format(a=compare, b=day))
+        m.add_column("")
+        for s in STAGES:
+            m.add_column(stage_label(s), justify="right")
+        cell = {(r["stage_from"], r["stage_to"]): r["customers"] for r in matrix}
+        for f in froms:
+            m.add_row(stage_label(f), *[f"{cell.get((f, s), 0):,}" for s in STAGES])
+        console.print(m)
+
+
+def stage_label(code: str) -> str:
+    return {"prospect": _("prospect"), "new": _("new"), "active": _("active"),
+            "growing": _("growing"), "declining": _("declining"), "dormant": _("dormant"),
+            "churned": _("churned"), "won_back": _("won back"),
+            "not_yet_customer": _("not yet a customer")}.get(code, code)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("lifecycle")(lifecycle_command)
     app.command("rfm")(rfm_command)
     app.command("tiers")(tiers_command)
