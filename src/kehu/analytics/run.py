@@ -1,6 +1,7 @@
-"""The analysis run (``kehu run``): compute every per-customer result (RFM, the eight classes,
-value tier, lifecycle stage, CLV) as of a date and append it
-to the warehouse with a run id, so every score keeps its history.
+"""The analysis run (``kehu run``): compute every per-customer result — RFM, the eight
+classes, value tier, lifecycle stage, CLV, profitability, historical / current / potential
+value — as of a date and append it to the warehouse with a run id, so every score keeps its
+history.
 
 Results land in ``customer_scores`` (one row per customer and run) and the run itself in
 ``_runs`` (as-of date, times, model parameters). Both are appended in one commit each; a run
@@ -16,13 +17,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+import ibis
 import numpy as np
 import pyarrow as pa
 
 from kehu.analytics.lifecycle import LifecycleRules, lifecycle
+from kehu.analytics.profitability import profitability, value_decomposition
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
 from kehu.analytics.summary import customer_summary
-from kehu.analytics.tiers import TierScheme, tiers_as_of
+from kehu.analytics.tiers import TierScheme, tiers_as_of, trailing_value
 from kehu.errors import KehuError, KehuInputError
 from kehu.i18n import _
 
@@ -77,6 +80,17 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
     base = base.join(stages.rename(columns={"stage": "lifecycle_stage"}), how="left")
     if clv_cols is not None:
         base = base.join(clv_cols, how="left")
+    prof = profitability(tx, eng.table("tickets"), eng.table("campaign_contacts"),
+                         eng.table("campaigns"), eng.table("customers"), as_of)
+    clv_t = ibis.memtable(clv_cols["clv"].reset_index()) if clv_cols is not None else \
+        ibis.memtable({"customer_id": ["-"], "clv": [0.0]})
+    trailing = trailing_value(tx, eng.table("customers"), as_of)
+    value = value_decomposition(prof, clv_t, eng.table("customers"), trailing, as_of)
+    extra = prof.select("customer_id", "revenue", "product_cost", "discounts", "service_cost",
+                        "marketing_cost", "profit", "unprofitable", "main_cost").join(
+        value.select("customer_id", "historical_value", "current_value", "potential_value",
+                     "total_value"), "customer_id")
+    base = base.join(extra.to_pandas().set_index("customer_id"), how="left")
     base = base.reset_index()
     base.insert(0, "run_id", run_id)
     base.insert(1, "as_of", as_of)
