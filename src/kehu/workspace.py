@@ -110,9 +110,13 @@ class Workspace:
 
     @cached_property
     def store(self) -> AppStore:
+        """The app store, migrated to the latest schema on first use (one query when it
+        already is)."""
         from kehu.store import AppStore
 
-        return AppStore(self.store_url)
+        store = AppStore(self.store_url)
+        store.ensure_current()
+        return store
 
     @property
     def tmp_dir(self) -> Path:

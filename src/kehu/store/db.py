@@ -77,6 +77,19 @@ class AppStore:
                 url=masked(self.url), err=exc.__class__.__name__ + ": " + str(exc).split(
                     "\n")[0])) from exc
 
+    def ensure_current(self) -> None:
+        """Upgrade when the database is behind the migrations shipped with this kehu."""
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        try:
+            current = self.current_revision()
+        except SQLAlchemyError as exc:
+            raise StoreError(_("Cannot open the app store at {url}: {err}.").format(
+                url=masked(self.url), err=str(exc).split("\n")[0])) from exc
+        if current != head:
+            self.upgrade()
+
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
 

@@ -17,6 +17,7 @@ MODULES = (
     "clv",
     "value",
     "run",
+    "segment",
 )
 
 
