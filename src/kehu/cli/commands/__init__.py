@@ -18,6 +18,7 @@ MODULES = (
     "value",
     "run",
     "segment",
+    "cube",
 )
 
 

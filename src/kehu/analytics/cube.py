@@ -1,0 +1,188 @@
+"""The OLAP cube: any measure by any dimension, with hierarchies for drill-down and filters —
+defined as data, compiled to Ibis.
+
+Two grains:
+
+- **transaction measures** (revenue, margin, orders, transactions, buyers, average order
+  value) can be cut by every dimension: time (year → quarter → month), geography (region →
+  city), product (category → subcategory → product), channel, and the customer dimensions;
+- **customer measures** (customers, CLV, churn risk, NPS) are cut by customer dimensions only
+  (region, city, tier, RFM class, lifecycle stage, account manager, gender, customer type):
+  a customer's CLV has no month or product.
+
+Customer dimensions and CLV come from the latest analysis run (``kehu run``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import ibis
+from ibis.expr.types import Table
+from pydantic import BaseModel, Field
+
+from kehu.analytics.run import SCORES_TABLE
+from kehu.errors import KehuInputError
+from kehu.i18n import _
+
+if TYPE_CHECKING:
+    from kehu.warehouse import Engine
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    grain: str  # "customer" or "transaction"
+    parent: str | None = None
+
+
+DIMENSIONS = {d.name: d for d in (
+    Dimension("year", "transaction"), Dimension("quarter", "transaction", "year"),
+    Dimension("month", "transaction", "quarter"),
+    Dimension("category", "transaction"), Dimension("subcategory", "transaction", "category"),
+    Dimension("product_id", "transaction", "subcategory"),
+    Dimension("channel", "transaction"),
+    Dimension("region", "customer"), Dimension("city", "customer", "region"),
+    Dimension("tier", "customer"), Dimension("rfm_class", "customer"),
+    Dimension("lifecycle_stage", "customer"), Dimension("account_manager_id", "customer"),
+    Dimension("gender", "customer"), Dimension("customer_type", "customer"),
+)}
+HIERARCHIES = (("year", "quarter", "month"), ("region", "city"),
+               ("category", "subcategory", "product_id"))
+TX_MEASURES = ("revenue", "margin", "orders", "transactions", "buyers", "avg_order_value")
+CUSTOMER_MEASURES = ("customers", "clv", "churn_risk", "nps")
+
+
+class Filter(BaseModel):
+    dimension: str
+    values: list[str] = Field(min_length=1)
+
+
+class CubeQuery(BaseModel):
+    measures: list[str] = Field(min_length=1)
+    by: list[str] = Field(default_factory=list)
+    where: list[Filter] = Field(default_factory=list)
+    start: date | None = None
+    end: date | None = None
+
+
+def drill_down(dimension: str) -> str | None:
+    """The next level below ``dimension`` in its hierarchy (None at the bottom)."""
+    for h in HIERARCHIES:
+        if dimension in h and h.index(dimension) + 1 < len(h):
+            return h[h.index(dimension) + 1]
+    return None
+
+
+def _customers(engine: Engine) -> Table:
+    cust = engine.table("customers")
+    base = cust.select("customer_id", "region", "city", "account_manager_id", "gender",
+                       "customer_type")
+    if engine.warehouse.exists(SCORES_TABLE):
+        s = engine.table(SCORES_TABLE)
+        last = s.aggregate(r=s.run_id.max()).r.as_scalar()
+        s = s.filter(s.run_id == last).select("customer_id", "tier", "rfm_class",
+                                              "lifecycle_stage", "clv", "p_alive")
+        j = base.left_join(s, "customer_id")
+        return j.drop("customer_id_right")
+    return base.mutate(tier=ibis.null("string"), rfm_class=ibis.null("string"),
+                       lifecycle_stage=ibis.null("string"), clv=ibis.null("float64"),
+                       p_alive=ibis.null("float64"))
+
+
+def _facts(engine: Engine, q: CubeQuery) -> Table:
+    t = engine.table("transactions")
+    if q.start:
+        t = t.filter(t.transaction_time.cast("date") >= ibis.literal(q.start))
+    if q.end:
+        t = t.filter(t.transaction_time.cast("date") <= ibis.literal(q.end))
+    t = t.select("transaction_id", "order_id", "customer_id", "transaction_time", "product_id",
+                 "amount", "cost", "channel")  # geography comes from the customer
+    p = engine.table("products").select("product_id", "category", "subcategory")
+    c = _customers(engine)
+    j = t.left_join(p, "product_id").drop("product_id_right").left_join(
+        c, "customer_id").drop("customer_id_right")
+    ts = j.transaction_time
+    return j.mutate(
+        year=ts.year().cast("string"),
+        quarter=ts.year().cast("string").concat("-Q", ts.quarter().cast("string")),
+        month=ts.strftime("%Y-%m"),
+        margin_line=j.amount - j.cost.fill_null(0),
+        order_key=j.order_id.coalesce(j.transaction_id),
+        product_id=j.product_id,
+    )
+
+
+def _validate(q: CubeQuery) -> str:
+    unknown = [m for m in q.measures if m not in TX_MEASURES + CUSTOMER_MEASURES]
+    if unknown:
+        raise KehuInputError(_("Unknown measure(s) {m}. Measures: {all}.").format(
+            m=", ".join(unknown), all=", ".join(TX_MEASURES + CUSTOMER_MEASURES)))
+    dims = q.by + [f.dimension for f in q.where]
+    bad = [d for d in dims if d not in DIMENSIONS]
+    if bad:
+        raise KehuInputError(_("Unknown dimension(s) {d}. Dimensions: {all}.").format(
+            d=", ".join(bad), all=", ".join(DIMENSIONS)))
+    cust_m = [m for m in q.measures if m in CUSTOMER_MEASURES]
+    tx_m = [m for m in q.measures if m in TX_MEASURES]
+    if cust_m and tx_m:
+        raise KehuInputError(_("Customer measures ({c}) and transaction measures ({t}) cannot "
+                               "be asked together; run two queries.").format(
+            c=", ".join(cust_m), t=", ".join(tx_m)))
+    if cust_m:
+        tx_dims = [d for d in dims if DIMENSIONS[d].grain == "transaction"]
+        if tx_dims:
+            raise KehuInputError(_("Customer measures ({c}) cannot be cut by {d}: those are "
+                                   "transaction dimensions.").format(
+                c=", ".join(cust_m), d=", ".join(tx_dims)))
+        return "customer"
+    return "transaction"
+
+
+def cube(engine: Engine, q: CubeQuery) -> Table:
+    """The query's answer: one row per combination of ``by`` values, one column per measure."""
+    grain = _validate(q)
+    if grain == "customer":
+        t = _customers(engine)
+        if "nps" in q.measures:
+            s = engine.table("surveys")
+            s = s.filter(s.kind == "nps")
+            n = s.group_by("customer_id").aggregate(
+                promoter=(s.score >= 9).cast("int64").sum(),
+                detractor=(s.score <= 6).cast("int64").sum(), answers=s.count())
+            t = t.left_join(n, "customer_id").drop("customer_id_right")
+    else:
+        t = _facts(engine, q)
+    for f in q.where:
+        t = t.filter(t[f.dimension].cast("string").isin(f.values))
+    aggs: dict[str, Any] = {}
+    for m in q.measures:
+        if m == "revenue":
+            aggs[m] = t.amount.sum()
+        elif m == "margin":
+            aggs[m] = t.margin_line.sum()
+        elif m == "orders":
+            aggs[m] = t.order_key.nunique()
+        elif m == "transactions":
+            aggs[m] = t.count()
+        elif m == "buyers":
+            aggs[m] = t.customer_id.nunique()
+        elif m == "avg_order_value":
+            aggs[m] = t.amount.sum() / t.order_key.nunique()
+        elif m == "customers":
+            aggs[m] = t.count()
+        elif m == "clv":
+            aggs[m] = t.clv.sum()
+        elif m == "churn_risk":
+            aggs[m] = (1 - t.p_alive).mean()
+        elif m == "nps":
+            answered = t.answers.fill_null(0).sum()
+            aggs[m] = ibis.cases((answered > 0, 100.0 * (t.promoter.fill_null(0).sum()
+                                                         - t.detractor.fill_null(0).sum())
+                                  / answered), else_=ibis.null("float64"))
+    if q.by:
+        out = t.group_by([t[d].cast("string").name(d) for d in q.by]).aggregate(**aggs)
+        return out.order_by(q.by)
+    return t.aggregate(**aggs)
