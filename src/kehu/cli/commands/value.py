@@ -187,6 +187,39 @@ def stage_label(code: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    _register_clusters(app)
     app.command("lifecycle")(lifecycle_command)
     app.command("rfm")(rfm_command)
     app.command("tiers")(tiers_command)
+
+
+def clusters_command(
+    workspace: WorkspaceOpt = None,
+    as_of: AsOf = None,
+    k_min: Annotated[int, typer.Option(help="Fewest clusters to try.")] = 2,
+    k_max: Annotated[int, typer.Option(help="Most clusters to try.")] = 8,
+    json: JsonOpt = False,
+) -> None:
+    """Behavioural clusters (k-means, k by silhouette), each described in words."""
+    from kehu.models.clusters import BehaviourClusters, behaviour_features
+
+    ws = open_workspace(workspace)
+    day = _as_of(ws, as_of)
+    feats = behaviour_features(ws.engine, day)
+    m = BehaviourClusters(k_range=(k_min, k_max)).fit(feats)
+    out = {"as_of": day.isoformat(), "k": m.k_, "silhouette": m.silhouette_,
+           "clusters": [c.__dict__ for c in m.clusters_]}
+    if json:
+        emit_json(out)
+        return
+    t = Table(title=_("{k} behavioural clusters as of {d} (silhouette {s:.2f})").format(
+        k=m.k_, d=day, s=m.silhouette_[m.k_]))
+    for label in (_("cluster"), _("customers"), _("share"), _("description")):
+        t.add_column(label)
+    for c in m.clusters_:
+        t.add_row(str(c.label), f"{c.size:,}", f"{c.share:.1%}", c.description)
+    console.print(t)
+
+
+def _register_clusters(app: typer.Typer) -> None:
+    app.command("clusters")(clusters_command)
