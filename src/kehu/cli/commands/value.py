@@ -188,6 +188,7 @@ def stage_label(code: str) -> str:
 
 def register(app: typer.Typer) -> None:
     _register_clusters(app)
+    _register_satisfaction(app)
     app.command("lifecycle")(lifecycle_command)
     app.command("rfm")(rfm_command)
     app.command("tiers")(tiers_command)
@@ -223,3 +224,49 @@ def clusters_command(
 
 def _register_clusters(app: typer.Typer) -> None:
     app.command("clusters")(clusters_command)
+
+
+def satisfaction_command(
+    workspace: WorkspaceOpt = None,
+    by: Annotated[str | None, typer.Option(help="tier, rfm_class, lifecycle_stage, region, "
+                                           "month or channel.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """NPS and CSAT (optionally by a dimension), complaints and resolution time, and the
+    complaint categories that move NPS."""
+    from kehu.analytics.satisfaction import complaints, nps_csat, nps_drivers
+
+    ws = open_workspace(workspace)
+    e = ws.engine
+    scores = nps_csat(e, by).to_pyarrow().to_pylist()
+    comp = complaints(e).to_pyarrow().to_pylist()
+    drivers = nps_drivers(e).to_pyarrow().to_pylist()
+    if json:
+        emit_json({"by": by, "nps_csat": scores, "complaints": comp, "nps_drivers": drivers})
+        return
+    t = Table(title=_("NPS and CSAT"))
+    cols = ([by] if by else []) + ["nps_answers", "nps", "csat_answers", "csat_mean"]
+    for name in cols:
+        t.add_column(name)
+    for r in scores:
+        t.add_row(*["-" if r[k] is None else (f"{r[k]:.1f}" if isinstance(r[k], float)
+                                              else str(r[k])) for k in cols])
+    console.print(t)
+    tk = Table(title=_("Tickets by category"))
+    for col in ("category", "tickets", "complaints", "resolved_share", "median_hours",
+                "satisfaction"):
+        tk.add_column(col)
+    for r in comp:
+        tk.add_row(r["category"], f"{r['tickets']:,}", f"{r['complaints']:,}",
+                  f"{r['resolved_share']:.0%}", f"{r['median_hours'] or 0:.1f}",
+                  f"{r['satisfaction'] or 0:.2f}")
+    console.print(tk)
+    for d in drivers:
+        console.print(_("After a complaint about {cat}: NPS score {s:.2f} vs {b:.2f} without "
+                        "({diff:+.2f}, {n} answers).").format(
+            cat=d["category"], s=d["mean_score"], b=d["base_score"], diff=d["difference"],
+            n=d["answers"]))
+
+
+def _register_satisfaction(app: typer.Typer) -> None:
+    app.command("satisfaction")(satisfaction_command)
