@@ -187,6 +187,7 @@ def stage_label(code: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    _register_forecast(app)
     _register_clusters(app)
     _register_satisfaction(app)
     app.command("lifecycle")(lifecycle_command)
@@ -270,3 +271,38 @@ def satisfaction_command(
 
 def _register_satisfaction(app: typer.Typer) -> None:
     app.command("satisfaction")(satisfaction_command)
+
+
+def forecast_command(
+    workspace: WorkspaceOpt = None,
+    as_of: AsOf = None,
+    months: Annotated[int, typer.Option(help="Months ahead (30-day months).")] = 12,
+    by: Annotated[str | None, typer.Option(help="tier, rfm_class or lifecycle_stage "
+                                           "(needs 'kehu run').")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Expected purchases, purchasing customers and revenue per month, with approximate
+    95 % intervals, from the CLV models."""
+    from kehu.analytics.forecast import forecast
+
+    ws = open_workspace(workspace)
+    day = _as_of(ws, as_of)
+    f = forecast(ws.engine, day, months, by)
+    if json:
+        emit_json({"as_of": day.isoformat(), "by": by,
+                   "rows": f.to_dict(orient="records")})
+        return
+    t = Table(title=_("Forecast from {d}").format(d=day))
+    cols = ["month"] + ([by] if by else []) + ["purchases", "purchasing_customers", "revenue"]
+    for c in cols:
+        t.add_column(c, justify="right")
+    for r in f.to_dict(orient="records"):
+        t.add_row(str(r["month"]), *([str(r[by])] if by else []),
+                  f"{r['purchases']:,.0f} ({r['purchases_low']:,.0f}–{r['purchases_high']:,.0f})",
+                  f"{r['purchasing_customers']:,.0f}",
+                  f"¥{r['revenue']:,.0f} (¥{r['revenue_low']:,.0f}–¥{r['revenue_high']:,.0f})")
+    console.print(t)
+
+
+def _register_forecast(app: typer.Typer) -> None:
+    app.command("forecast")(forecast_command)
