@@ -24,6 +24,7 @@ import pyarrow as pa
 from kehu.analytics.lifecycle import LifecycleRules, lifecycle
 from kehu.analytics.profitability import profitability, value_decomposition
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
+from kehu.analytics.satisfaction import loyalty_index
 from kehu.analytics.summary import customer_summary
 from kehu.analytics.tiers import TierScheme, tiers_as_of, trailing_value
 from kehu.errors import KehuError, KehuInputError
@@ -67,7 +68,9 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
         as_of = last.date()
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
-    scores = rfm_classes(rfm(tx, as_of), RfmClassScheme()).to_pyarrow()
+    rfm_t = rfm(tx, as_of)
+    scores = rfm_classes(rfm_t, RfmClassScheme()).to_pyarrow()
+    loyalty = loyalty_index(eng, rfm_t).to_pandas().set_index("customer_id")
     tiers = tiers_as_of(tx, eng.table("customers"), as_of, TierScheme()).to_pyarrow()
     stages = lifecycle(tx, eng.table("customers"), eng.table("churn_events"), as_of,
                        LifecycleRules()).to_pandas().set_index("customer_id")
@@ -78,6 +81,7 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
     base = tiers.to_pandas().set_index("customer_id")
     base = base.join(scores.to_pandas().set_index("customer_id"), how="left")
     base = base.join(stages.rename(columns={"stage": "lifecycle_stage"}), how="left")
+    base = base.join(loyalty, how="left")
     if clv_cols is not None:
         base = base.join(clv_cols, how="left")
     prof = profitability(tx, eng.table("tickets"), eng.table("campaign_contacts"),

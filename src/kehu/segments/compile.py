@@ -32,6 +32,7 @@ SCORE_FIELDS = ("tier", "spend", "margin", "recency_days", "frequency", "repeat_
                 "monetary_total", "monetary_avg", "tenure_days", "r_score", "f_score",
                 "m_score", "rfm_score", "trend_ratio", "trend", "rfm_class", "lifecycle_stage",
                 "p_alive", "expected_purchases_12m", "expected_spend", "clv", "revenue",
+                "loyalty_index",
                 "profit", "unprofitable", "historical_value", "current_value",
                 "potential_value", "total_value")
 
