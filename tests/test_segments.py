@@ -117,3 +117,18 @@ def test_spec_validation() -> None:
                                                  "sql": "1=1"}})
     spec = SegmentSpec.parse(SPEC)
     assert SegmentSpec.parse(spec.model_dump(mode="json", by_alias=True)) == spec
+
+
+def test_saved_segments_are_snapshotted_by_each_run(ws: Workspace) -> None:
+    from kehu.store import services as sv
+
+    sv.save_definition(ws.store, sv.DefinitionIn(kind="segment", name="上海客户",
+                                                 spec={"name": "上海客户", "rule": {
+                                                     "field": "city", "op": "=",
+                                                     "value": "上海"}}), "test")
+    rep = analysis_run(ws)
+    cust = ws.warehouse.read("customers", ["customer_id", "city"]).to_pandas()
+    assert rep.segments["上海客户"] == (cust.city == "上海").sum()
+    snap = ws.warehouse.read("segment_members").to_pandas()
+    mine = snap[snap.run_id == rep.run_id]
+    assert set(mine.customer_id) == set(cust[cust.city == "上海"].customer_id)

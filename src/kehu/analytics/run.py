@@ -48,6 +48,7 @@ class RunReport:
     seconds: float
     clv: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    segments: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +113,28 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
         "details": json.dumps({"clv": report.clv, "notes": report.notes}, default=str,
                               ensure_ascii=False)}], schema=RUNS_SCHEMA))
     eng.refresh()
+    _snapshot_saved_segments(ws, run_id, report)
     return report
+
+
+def _snapshot_saved_segments(ws: Workspace, run_id: str, report: RunReport) -> None:
+    """Record the membership of every segment saved in the app store, for this run."""
+    from sqlalchemy import select
+
+    from kehu.segments import SegmentSpec, evaluate
+    from kehu.store.models import Definition
+
+    with ws.store.session() as s:
+        defs = list(s.scalars(select(Definition).where(Definition.kind == "segment")))
+    for d in defs:
+        try:
+            spec = SegmentSpec.parse(d.spec, f"segment {d.name}")
+            res = evaluate(ws, spec.model_copy(update={"as_of": None}), snapshot=True,
+                           run_id=run_id)
+            report.segments[d.name] = res.size
+        except KehuError as exc:
+            report.notes.append(_("Segment {name} skipped: {err}").format(name=d.name,
+                                                                           err=exc))
 
 
 def _clv(summary: pa.Table, purchases: Any, report: RunReport, horizon_days: int,

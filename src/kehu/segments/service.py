@@ -43,9 +43,10 @@ class SegmentResult:
         return asdict(self)
 
 
-def evaluate(ws: Workspace, spec: SegmentSpec, snapshot: bool = False) -> SegmentResult:
+def evaluate(ws: Workspace, spec: SegmentSpec, snapshot: bool = False,
+             run_id: str | None = None) -> SegmentResult:
     """Size and value of a segment; with ``snapshot`` the membership is appended to
-    ``segment_members`` (segment, as-of date, time, customer)."""
+    ``segment_members`` (segment, as-of date, time, run id, customer)."""
     ctx = Context(ws.engine, spec.as_of)
     members = compile_segment(spec, ctx)
     base = ctx.base
@@ -64,7 +65,8 @@ def evaluate(ws: Workspace, spec: SegmentSpec, snapshot: bool = False) -> Segmen
             "segment": pa.array([spec.name] * len(ids), pa.string()),
             "as_of": pa.array([ctx.as_of] * len(ids), pa.date32()),
             "snapshot_at": pa.array([datetime.now()] * len(ids), pa.timestamp("us")),
-            "customer_id": ids.cast(pa.string())}))
+            "run_id": pa.array([run_id] * len(ids), pa.string()),
+            "customer_id": ids.cast(pa.string())}), merge_schema=True)
     return SegmentResult(spec.name, ctx.as_of, n, total, n / total if total else 0.0,
                          row.get("revenue"), row.get("clv"))
 
