@@ -40,6 +40,7 @@ from kehu.errors import KehuInputError, MappingError
 from kehu.i18n import _
 from kehu.model import Entity, entity
 from kehu.model.types import ATTR_PREFIX, ColumnType
+from kehu.specfiles import read_yaml, validation_problems
 
 
 class AttributeSpec(BaseModel):
@@ -111,23 +112,15 @@ class Mapping(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> Mapping:
         p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise KehuInputError(_("Mapping file not found: {path}.").format(path=p)) from exc
-        except yaml.YAMLError as exc:
-            raise KehuInputError(_("{path}: not valid YAML ({err}).").format(path=p, err=exc)
-                                 ) from exc
+        data = read_yaml(p, _("Mapping file not found: {path}."))
         if not isinstance(data, dict):
             raise KehuInputError(_("{path}: a mapping file must be a YAML mapping with an "
                                    "'entity' key.").format(path=p))
         try:
             return cls(**data)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
-                                 for e in exc.errors())
             raise KehuInputError(_("{path}: invalid mapping: {problems}").format(
-                path=p, problems=problems)) from exc
+                path=p, problems=validation_problems(exc))) from exc
 
 
 class Proposal(BaseModel):

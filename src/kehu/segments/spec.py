@@ -23,12 +23,12 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel as _Base
 from pydantic import ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from kehu.errors import KehuInputError
 from kehu.i18n import _
+from kehu.specfiles import read_yaml, validation_problems
 
 
 class BaseModel(_Base):
@@ -141,22 +141,13 @@ class SegmentSpec(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> SegmentSpec:
-        p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise KehuInputError(_("Segment file not found: {path}.").format(path=p)) from exc
-        except yaml.YAMLError as exc:
-            raise KehuInputError(_("{path}: not valid YAML ({err}).").format(path=p, err=exc)
-                                 ) from exc
-        return cls.parse(data, str(p))
+        data = read_yaml(path, _("Segment file not found: {path}."))
+        return cls.parse(data, str(path))
 
     @classmethod
     def parse(cls, data: Any, where: str = "segment") -> SegmentSpec:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
-                                 for e in exc.errors()[:6])
             raise KehuInputError(_("{where}: invalid segment: {problems}").format(
-                where=where, problems=problems)) from exc
+                where=where, problems=validation_problems(exc))) from exc
