@@ -125,6 +125,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert by_entity["transactions"]["rejected"] > 0
     assert out["headline"]["customers"] == by_entity["customers"]["loaded"]
     assert 0.5 < out["headline"]["top20_revenue_share"] < 0.95
+    # the demo ran the analysis: value by tier covers every customer
+    r = kehu("value", "--json", "-w", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    v = json.loads(r.stdout)
+    assert sum(g["customers"] for g in v["groups"]) == out["headline"]["customers"]
+    assert all(u["profit"] < 0 for u in v["unprofitable"])
     # running it again re-creates the demo workspace
     r = kehu("demo", "--path", str(tmp_path / "demo"), "--customers", "500", "--json",
              "--no-serve")

@@ -51,3 +51,18 @@ def test_run_without_data_is_a_clear_error(tmp_path: Path) -> None:
     w = Workspace.init(tmp_path / "empty")
     with pytest.raises(ValueError, match="No transactions yet"):
         analysis_run(w)
+
+
+def test_new_score_columns_extend_an_older_history(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    w = Workspace.init(tmp_path / "w")
+    load(w, "cdnow_sample")
+    old = pa.table({"run_id": ["old"], "as_of": [date(1997, 1, 1)], "customer_id": ["0001"],
+                    "tier": ["regular"]})
+    w.warehouse.append(SCORES_TABLE, old)  # a history written by an older kehu
+    rep = analysis_run(w, date(1997, 9, 30))
+    t = w.warehouse.read(SCORES_TABLE).to_pandas()
+    assert {"loyalty_index", "clv", "lifecycle_stage"} <= set(t.columns)
+    assert t[t.run_id == "old"].clv.isna().all()
+    assert t[t.run_id == rep.run_id].clv.notna().any()

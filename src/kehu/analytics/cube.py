@@ -6,7 +6,8 @@ Two grains:
 - **transaction measures** (revenue, margin, orders, transactions, buyers, average order
   value) can be cut by every dimension: time (year → quarter → month), geography (region →
   city), product (category → subcategory → product), channel, and the customer dimensions;
-- **customer measures** (customers, CLV, churn risk, NPS) are cut by customer dimensions only
+- **customer measures** (customers, CLV, churn risk, NPS, historical / current / potential
+  value, profit — sums — and the loyalty index — a mean) are cut by customer dimensions only
   (region, city, tier, RFM class, lifecycle stage, account manager, gender, customer type):
   a customer's CLV has no month or product.
 
@@ -52,7 +53,9 @@ DIMENSIONS = {d.name: d for d in (
 HIERARCHIES = (("year", "quarter", "month"), ("region", "city"),
                ("category", "subcategory", "product_id"))
 TX_MEASURES = ("revenue", "margin", "orders", "transactions", "buyers", "avg_order_value")
-CUSTOMER_MEASURES = ("customers", "clv", "churn_risk", "nps")
+VALUE_COLUMNS = ("historical_value", "current_value", "potential_value", "profit",
+                 "loyalty_index")
+CUSTOMER_MEASURES = ("customers", "clv", "churn_risk", "nps", *VALUE_COLUMNS)
 
 
 class Filter(BaseModel):
@@ -83,13 +86,15 @@ def _customers(engine: Engine) -> Table:
     if engine.warehouse.exists(SCORES_TABLE):
         s = engine.table(SCORES_TABLE)
         last = s.aggregate(r=s.run_id.max()).r.as_scalar()
-        s = s.filter(s.run_id == last).select("customer_id", "tier", "rfm_class",
-                                              "lifecycle_stage", "clv", "p_alive")
+        wanted = ["tier", "rfm_class", "lifecycle_stage", "clv", "p_alive", *VALUE_COLUMNS]
+        s = s.filter(s.run_id == last).select(
+            "customer_id", *[c for c in wanted if c in s.columns])
         j = base.left_join(s, "customer_id")
         return j.drop("customer_id_right")
     return base.mutate(tier=ibis.null("string"), rfm_class=ibis.null("string"),
                        lifecycle_stage=ibis.null("string"), clv=ibis.null("float64"),
-                       p_alive=ibis.null("float64"))
+                       p_alive=ibis.null("float64"),
+                       **{c: ibis.null("float64") for c in VALUE_COLUMNS})
 
 
 def _facts(engine: Engine, q: CubeQuery) -> Table:
@@ -177,6 +182,10 @@ def cube(engine: Engine, q: CubeQuery) -> Table:
             aggs[m] = t.clv.sum()
         elif m == "churn_risk":
             aggs[m] = (1 - t.p_alive).mean()
+        elif m == "loyalty_index":
+            aggs[m] = t.loyalty_index.mean()
+        elif m in VALUE_COLUMNS:
+            aggs[m] = t[m].sum()
         elif m == "nps":
             answered = t.answers.fill_null(0).sum()
             aggs[m] = ibis.cases((answered > 0, 100.0 * (t.promoter.fill_null(0).sum()

@@ -100,12 +100,16 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
     base.insert(0, "run_id", run_id)
     base.insert(1, "as_of", as_of)
     table = pa.Table.from_pandas(base, preserve_index=False)
-    if ws.warehouse.exists(SCORES_TABLE):  # keep the history's schema stable
+    if ws.warehouse.exists(SCORES_TABLE):
+        # the history's columns keep their types; columns a newer kehu adds are appended
         schema = ws.warehouse.schema(SCORES_TABLE)
-        table = pa.Table.from_arrays(
-            [table.column(f.name).cast(f.type) if f.name in table.column_names
-             else pa.nulls(table.num_rows, f.type) for f in schema], schema=schema)
-    ws.warehouse.append(SCORES_TABLE, table, metadata={"kehu.run_id": run_id})
+        old = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in schema]
+        new = [f for f in table.schema if f.name not in schema.names]
+        table = pa.Table.from_arrays(old + [table.column(f.name) for f in new],
+                                     schema=pa.schema(list(schema) + new))
+    ws.warehouse.append(SCORES_TABLE, table, metadata={"kehu.run_id": run_id},
+                        merge_schema=True)
     report.seconds = round(time.perf_counter() - t0, 3)
     ws.warehouse.append(RUNS_TABLE, pa.Table.from_pylist([{
         "run_id": run_id, "as_of": as_of, "started_at": started, "finished_at": datetime.now(),

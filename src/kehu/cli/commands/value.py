@@ -187,6 +187,7 @@ def stage_label(code: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    _register_value(app)
     _register_forecast(app)
     _register_clusters(app)
     _register_satisfaction(app)
@@ -306,3 +307,70 @@ def forecast_command(
 
 def _register_forecast(app: typer.Typer) -> None:
     app.command("forecast")(forecast_command)
+
+
+def value_command(
+    workspace: WorkspaceOpt = None,
+    by: Annotated[str, typer.Option(help="tier, rfm_class or lifecycle_stage.")] = "tier",
+    top: Annotated[int, typer.Option(help="Unprofitable customers to list.")] = 10,
+    json: JsonOpt = False,
+) -> None:
+    """Customer value from the latest run: historical + current + potential by group, and the
+    unprofitable customers with their largest cost."""
+    from kehu.analytics.run import SCORES_TABLE
+    from kehu.cli.common import require_positive
+
+    require_positive("--top", top)
+    if by not in ("tier", "rfm_class", "lifecycle_stage"):
+        raise KehuInputError(_("The '--by' parameter must be tier, rfm_class or "
+                               "lifecycle_stage. Got {v!r} instead.").format(v=by))
+    ws = open_workspace(workspace)
+    if not ws.warehouse.exists(SCORES_TABLE):
+        raise KehuInputError(_("No analysis run yet: run 'kehu run' first."))
+    s = ws.engine.table(SCORES_TABLE)
+    last = s.aggregate(r=s.run_id.max()).r.as_scalar()
+    s = s.filter(s.run_id == last)
+    groups = s.group_by(s[by].fill_null("-").name(by)).aggregate(
+        customers=s.count(), historical=s.historical_value.sum(),
+        current=s.current_value.sum(), potential=s.potential_value.sum(),
+        unprofitable=s.unprofitable.fill_null(False).cast("int64").sum(),
+    ).order_by(ibis_desc("historical")).to_pyarrow().to_pylist()
+    worst = s.filter(s.unprofitable.fill_null(False)).order_by("profit").select(
+        "customer_id", "revenue", "product_cost", "service_cost", "marketing_cost", "profit",
+        "main_cost").limit(top).to_pyarrow().to_pylist()
+    if json:
+        emit_json({"by": by, "groups": groups, "unprofitable": worst})
+        return
+    t = Table(title=_("Customer value by {by}: historical + current (CLV) + potential").format(
+        by=by))
+    for label in (by, _("customers"), _("historical"), _("current"), _("potential"),
+                  _("unprofitable")):
+        t.add_column(label, justify="left" if label == by else "right")
+    for r in groups:
+        t.add_row(str(r[by]), f"{r['customers']:,}", f"¥{r['historical'] or 0:,.0f}",
+                  f"¥{r['current'] or 0:,.0f}", f"¥{r['potential'] or 0:,.0f}",
+                  f"{r['unprofitable']:,}")
+    console.print(t)
+    if worst:
+        u = Table(title=_("Least profitable customers"))
+        for label in (_("customer"), _("revenue"), _("profit"), _("largest cost")):
+            u.add_column(label)
+        for r in worst:
+            u.add_row(r["customer_id"], f"¥{r['revenue']:,.2f}", f"¥{r['profit']:,.2f}",
+                      cost_label(r["main_cost"]))
+        console.print(u)
+
+
+def cost_label(code: str | None) -> str:
+    return {"product": _("product cost"), "service": _("service cost (tickets)"),
+            "marketing": _("marketing cost (contacts)")}.get(code or "", "-")
+
+
+def ibis_desc(col: str) -> object:
+    import ibis
+
+    return ibis.desc(col)
+
+
+def _register_value(app: typer.Typer) -> None:
+    app.command("value")(value_command)
