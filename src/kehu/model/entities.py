@@ -451,11 +451,40 @@ CHURN_EVENTS = Entity(
     ),
 )
 
+LEADS = Entity(
+    name="leads",
+    title="Leads",
+    title_zh="销售线索",
+    description="Sales leads and their way through the funnel: lead → prospect → customer "
+    "(or lost).",
+    key=("lead_id",),
+    time_column="created_date",
+    references=(Reference("customer_id", "customers", enforce=False),
+                Reference("owner_id", "employees", enforce=False)),
+    columns=(
+        _c("lead_id", S, "Lead id", "线索编号", "线索编号", "线索id", "lead id", required=True),
+        _c("created_date", D, "When the lead came in", "创建日期", "创建日期", "获取日期",
+           "created", "lead date", required=True, not_future=True),
+        _c("source", S, "Where it came from (campaign, web form, referral, event …)",
+           "线索来源", "来源", "线索来源", "source", "lead source"),
+        _c("channel", S, "Channel", "渠道", "渠道", "channel", choices=CHANNELS),
+        _c("prospect_date", D, "When it was qualified as a prospect", "转为商机日期",
+           "转商机日期", "商机日期", "qualified date", "prospect date", not_future=True),
+        _c("converted_date", D, "When it became a customer", "成交日期", "成交日期",
+           "转化日期", "converted date", "won date", not_future=True),
+        _c("lost_date", D, "When it was lost", "丢失日期", "丢失日期", "lost date",
+           not_future=True),
+        _c("customer_id", S, "The customer it became", "客户编号", "客户编号", "customer id"),
+        _c("owner_id", S, "Employee who owns the lead", "负责人工号", "负责人", "owner",
+           "owner id"),
+    ),
+)
+
 ENTITIES: dict[str, Entity] = {
     e.name: e
     for e in (
         EMPLOYEES, PRODUCTS, CUSTOMERS, TRANSACTIONS, CONTRACTS, INTERACTIONS, TICKETS, PAYMENTS,
-        CAMPAIGNS, CAMPAIGN_CONTACTS, RESPONSES, SURVEYS, REFERRALS, CHURN_EVENTS,
+        CAMPAIGNS, CAMPAIGN_CONTACTS, RESPONSES, SURVEYS, REFERRALS, CHURN_EVENTS, LEADS,
     )
 }
 #: the order in which a full load imports entities so references resolve

@@ -157,9 +157,14 @@ def lifecycle_command(
     if compare:
         start = _as_of(ws, compare, "--compare")
         matrix = transitions(*args, start, day).to_pyarrow().to_pylist()
+    leads = None
+    if ws.warehouse.exists("leads"):
+        from kehu.analytics.funnel import funnel
+
+        leads = funnel(e.table("leads")).to_pyarrow().to_pylist()[0]
     if json:
         emit_json({"as_of": day.isoformat(), "stages": counts, "compare": compare,
-                   "transitions": matrix})
+                   "transitions": matrix, "lead_funnel": leads})
         return
     t = Table(title=_("Lifecycle stages as of {d}").format(d=day))
     t.add_column(_("stage"))
@@ -177,6 +182,11 @@ def lifecycle_command(
         for f in froms:
             m.add_row(stage_label(f), *[f"{cell.get((f, s), 0):,}" for s in STAGES])
         console.print(m)
+    if leads:
+        console.print(_("Lead funnel: {l} leads → {p} prospects → {c} customers ({r} of "
+                        "leads; {lost} lost).").format(
+            l=f"{leads['leads']:,}", p=f"{leads['prospects']:,}", c=f"{leads['customers']:,}",
+            r=f"{leads['customer_rate']:.1%}", lost=f"{leads['lost']:,}"))
 
 
 def stage_label(code: str) -> str:
