@@ -480,11 +480,37 @@ LEADS = Entity(
     ),
 )
 
+BUDGETS = Entity(
+    name="budgets",
+    title="Budgets",
+    title_zh="预算",
+    description="Planned values per month (预算): a measure of the cube (revenue, margin, "
+    "orders, buyers), optionally for one value of a dimension (region, tier, category …).",
+    key=("budget_id",),
+    time_column="month",
+    columns=(
+        _c("budget_id", S, "Budget line id", "预算编号", "预算编号", "budget id", required=True),
+        _c("month", D, "Month (first day, or 2025-01)", "月份", "月份", "预算月份", "month",
+           required=True),
+        _c("measure", S, "revenue, margin, orders or buyers", "指标", "指标", "measure",
+           required=True, choices={"revenue": "revenue", "收入": "revenue", "销售额": "revenue",
+                                   "margin": "margin", "毛利": "margin", "orders": "orders",
+                                   "订单数": "orders", "buyers": "buyers", "购买客户数": "buyers"}),
+        _c("dimension", S, "Cube dimension, e.g. region, tier, category (empty: total)",
+           "维度", "维度", "dimension"),
+        _c("dimension_value", S, "Value of the dimension, e.g. 广东, gold", "维度取值",
+           "维度取值", "dimension value"),
+        _c("amount", F, "Planned value", "预算值", "预算值", "预算金额", "amount", "budget",
+           required=True),
+    ),
+)
+
 ENTITIES: dict[str, Entity] = {
     e.name: e
     for e in (
         EMPLOYEES, PRODUCTS, CUSTOMERS, TRANSACTIONS, CONTRACTS, INTERACTIONS, TICKETS, PAYMENTS,
         CAMPAIGNS, CAMPAIGN_CONTACTS, RESPONSES, SURVEYS, REFERRALS, CHURN_EVENTS, LEADS,
+        BUDGETS,
     )
 }
 #: the order in which a full load imports entities so references resolve

@@ -197,6 +197,7 @@ def stage_label(code: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    _register_budget(app)
     _register_value(app)
     _register_forecast(app)
     _register_clusters(app)
@@ -384,3 +385,32 @@ def ibis_desc(col: str) -> object:
 
 def _register_value(app: typer.Typer) -> None:
     app.command("value")(value_command)
+
+
+def budget_command(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
+    """Budgets (imported with 'kehu import budgets FILE') against actuals from the cube."""
+    from kehu.analytics.budget import budget_vs_actual
+
+    ws = open_workspace(workspace)
+    if not ws.warehouse.exists("budgets"):
+        raise KehuInputError(_("No budgets yet: import them with 'kehu import budgets FILE' "
+                               "(month, measure, optional dimension and value, amount)."))
+    r = budget_vs_actual(ws.engine)
+    if json:
+        emit_json(r.to_dict(orient="records"))
+        return
+    t = Table(title=_("Budget against actuals"))
+    for label in (_("month"), _("measure"), _("dimension"), _("budget"), _("actual"),
+                  _("variance"), _("attainment")):
+        t.add_column(label)
+    for row in r.to_dict(orient="records"):
+        dim = f"{row['dimension']}={row['dimension_value']}" if row.get("dimension") else "-"
+        att = row["attainment"]
+        t.add_row(str(row["month"])[:7], str(row["measure"]), dim, f"{row['amount']:,.0f}",
+                  f"{row['actual']:,.0f}", f"{row['variance']:+,.0f}",
+                  "-" if att != att else f"{att:.0%}")
+    console.print(t)
+
+
+def _register_budget(app: typer.Typer) -> None:
+    app.command("budget")(budget_command)
