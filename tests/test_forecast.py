@@ -51,3 +51,18 @@ def test_forecast_by_group_needs_a_run(tmp_path: Path, ws: Workspace) -> None:
         w = Workspace.init(tmp_path / "x")
         load(w, "cdnow_sample")
         forecast(w.engine, AS_OF, by="tier")
+
+
+def test_forecast_by_segment(tmp_path: Path) -> None:
+    from kehu.analytics.run import analysis_run
+    from kehu.store import services as sv
+
+    w = Workspace.init(tmp_path / "s")
+    load(w, "cdnow_sample")
+    sv.save_definition(w.store, sv.DefinitionIn(kind="segment", name="frequent", spec={
+        "name": "frequent", "rule": {"field": "frequency", "op": ">=", "value": 3}}), "t")
+    analysis_run(w, AS_OF)
+    f = forecast(w.engine, AS_OF, months=3, by="segment")
+    assert set(f.segment) == {"frequent"} and len(f) == 3
+    total = forecast(w.engine, AS_OF, months=3)
+    assert (f.purchases.to_numpy() < total.purchases.to_numpy()).all()

@@ -66,3 +66,16 @@ def test_new_score_columns_extend_an_older_history(tmp_path: Path) -> None:
     assert {"loyalty_index", "clv", "lifecycle_stage"} <= set(t.columns)
     assert t[t.run_id == "old"].clv.isna().all()
     assert t[t.run_id == rep.run_id].clv.notna().any()
+
+
+def test_run_writes_forecast_and_clusters(ws: Workspace) -> None:
+    rep = analysis_run(ws, date(1998, 3, 31))
+    f = ws.warehouse.read("forecasts").to_pandas()
+    mine = f[f.run_id == rep.run_id]
+    assert set(mine.group_by) == {"all", "tier"} and (mine.month.max() == 12)
+    overall = mine[mine.group_by == "all"].set_index("month").purchases
+    by_tier = mine[mine.group_by == "tier"].groupby("month").purchases.sum()
+    assert (overall - by_tier).abs().max() < 1e-6  # tiers partition the customers
+    s = ws.warehouse.read(SCORES_TABLE).to_pandas()
+    s = s[s.run_id == rep.run_id]
+    assert s.cluster.notna().sum() == s.frequency.notna().sum() and rep.clusters

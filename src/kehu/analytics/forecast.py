@@ -29,7 +29,7 @@ from kehu.i18n import _
 if TYPE_CHECKING:
     from kehu.warehouse import Engine
 
-GROUPS = ("tier", "rfm_class", "lifecycle_stage")
+GROUPS = ("tier", "rfm_class", "lifecycle_stage", "segment")
 
 
 def forecast(engine: Engine, as_of: date, months: int = 12, by: str | None = None
@@ -55,7 +55,10 @@ def forecast(engine: Engine, as_of: date, months: int = 12, by: str | None = Non
     gg = GammaGamma().fit(x[keep], mv[keep])
     spend = gg.expected_spend(x, mv)
     group = pd.Series("all", index=s.index)
-    if by is not None:
+    memberships: dict[str, np.ndarray] | None = None
+    if by == "segment":
+        memberships = _segment_masks(engine, s.index)
+    elif by is not None:
         if not engine.warehouse.exists(SCORES_TABLE):
             raise KehuInputError(_("Grouping by {by} needs the scores of an analysis run: run "
                                    "'kehu run' first.").format(by=by))
@@ -72,7 +75,9 @@ def forecast(engine: Engine, as_of: date, months: int = 12, by: str | None = Non
         prev = cum
         frame = pd.DataFrame({"g": group.to_numpy(), "p": p, "buy": 1 - np.exp(-p),
                               "rev": p * spend, "var_rev": p * spend ** 2})
-        for gname, part in frame.groupby("g"):
+        parts = ([(name, frame[mask]) for name, mask in memberships.items()]
+                 if memberships is not None else list(frame.groupby("g")))
+        for gname, part in parts:
             mean_p, mean_b, mean_r = part.p.sum(), part.buy.sum(), part.rev.sum()
             sd_p = np.sqrt(mean_p)
             sd_b = np.sqrt((part.buy * (1 - part.buy)).sum())
@@ -90,3 +95,15 @@ def forecast(engine: Engine, as_of: date, months: int = 12, by: str | None = Non
                 "revenue_high": mean_r + 1.96 * sd_r,
             })
     return pd.DataFrame(rows)
+
+
+def _segment_masks(engine: Engine, index: pd.Index) -> dict[str, np.ndarray]:
+    """Members of each segment in its latest snapshot (segments may overlap)."""
+    if not engine.warehouse.exists("segment_members"):
+        raise KehuInputError(_("Grouping by {by} needs the scores of an analysis run: run "
+                               "'kehu run' first.").format(by="segment"))
+    m = engine.table("segment_members")
+    latest = m.group_by("segment").aggregate(at=m.snapshot_at.max())
+    cur = m.join(latest, [m.segment == latest.segment, m.snapshot_at == latest.at]).select(
+        m.segment, m.customer_id).to_pandas()
+    return {name: index.isin(set(g.customer_id)) for name, g in cur.groupby("segment")}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from kehu.analytics.lifecycle import LifecycleRules, lifecycle
@@ -49,6 +50,7 @@ class RunReport:
     clv: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     segments: dict[str, int] = field(default_factory=dict)
+    clusters: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +85,7 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
     base = base.join(scores.to_pandas().set_index("customer_id"), how="left")
     base = base.join(stages.rename(columns={"stage": "lifecycle_stage"}), how="left")
     base = base.join(loyalty, how="left")
+    base = base.join(_clusters(eng, as_of, report), how="left")
     if clv_cols is not None:
         base = base.join(clv_cols, how="left")
     prof = profitability(tx, eng.table("tickets"), eng.table("campaign_contacts"),
@@ -118,7 +121,25 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
                               ensure_ascii=False)}], schema=RUNS_SCHEMA))
     eng.refresh()
     _snapshot_saved_segments(ws, run_id, report)
+    _forecast(ws, run_id, as_of, report)
     return report
+
+
+FORECASTS_TABLE = "forecasts"
+
+
+def _forecast(ws: Workspace, run_id: str, as_of: date, report: RunReport) -> None:
+    """The 12-month forecast, overall and by tier, appended to ``forecasts`` for this run."""
+    from kehu.analytics.forecast import forecast
+
+    if not report.clv:
+        return
+    frames = [forecast(ws.engine, as_of, 12).assign(group_by="all", group="all")]
+    by_tier = forecast(ws.engine, as_of, 12, "tier")
+    frames.append(by_tier.rename(columns={"tier": "group"}).assign(group_by="tier"))
+    df = pd.concat(frames, ignore_index=True).assign(run_id=run_id, as_of=as_of)
+    ws.warehouse.append(FORECASTS_TABLE, pa.Table.from_pandas(df, preserve_index=False),
+                        merge_schema=True)
 
 
 def _snapshot_saved_segments(ws: Workspace, run_id: str, report: RunReport) -> None:
@@ -139,6 +160,22 @@ def _snapshot_saved_segments(ws: Workspace, run_id: str, report: RunReport) -> N
         except KehuError as exc:
             report.notes.append(_("Segment {name} skipped: {err}").format(name=d.name,
                                                                            err=exc))
+
+
+def _clusters(eng: Any, as_of: date, report: RunReport) -> pd.DataFrame:
+    """Behavioural cluster label and description per buyer (empty when too few buyers)."""
+    from kehu.models.clusters import BehaviourClusters, behaviour_features
+
+    feats = behaviour_features(eng, as_of)
+    try:
+        m = BehaviourClusters().fit(feats)
+    except KehuInputError as exc:
+        report.notes.append(_("Clusters skipped: {err}").format(err=exc))
+        return pd.DataFrame(columns=["cluster", "cluster_description"], dtype="object")
+    desc = {c.label: c.description for c in m.clusters_}
+    report.clusters = {str(c.label): c.description for c in m.clusters_}
+    return pd.DataFrame({"cluster": m.labels_.astype("int64"),
+                         "cluster_description": m.labels_.map(desc)})
 
 
 def _clv(summary: pa.Table, purchases: Any, report: RunReport, horizon_days: int,

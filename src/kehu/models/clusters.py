@@ -69,10 +69,11 @@ class BehaviourClusters(Model):
     """k-means with k from ``k_range`` chosen by the best silhouette score."""
 
     def __init__(self, k_range: tuple[int, int] = (2, 8), random_state: int = 0,
-                 sample: int = 5000) -> None:
+                 sample: int = 5000, fit_sample: int = 200_000) -> None:
         self.k_range = k_range
         self.random_state = random_state
         self.sample = sample
+        self.fit_sample = fit_sample
 
     def _matrix(self, x: pd.DataFrame) -> np.ndarray:
         m = x.copy()
@@ -99,17 +100,20 @@ class BehaviourClusters(Model):
         self.scale_ = logged.std(ddof=0).replace(0, 1.0)
         z = self._matrix(x)
         rng = np.random.default_rng(self.random_state)
-        idx = rng.choice(len(z), min(self.sample, len(z)), replace=False)
+        # at scale the centres are learned on a sample and every customer is then assigned
+        fit_rows = z if len(z) <= self.fit_sample else z[
+            rng.choice(len(z), self.fit_sample, replace=False)]
+        idx = rng.choice(len(fit_rows), min(self.sample, len(fit_rows)), replace=False)
         scores = {}
         models = {}
         for k in range(lo, hi + 1):
-            km = KMeans(n_clusters=k, n_init=4, random_state=self.random_state).fit(z)
-            scores[k] = float(silhouette_score(z[idx], km.labels_[idx]))
+            km = KMeans(n_clusters=k, n_init=4, random_state=self.random_state).fit(fit_rows)
+            scores[k] = float(silhouette_score(fit_rows[idx], km.labels_[idx]))
             models[k] = km
         self.k_ = max(scores, key=lambda k: scores[k])
         self.silhouette_ = scores
         self.model_ = models[self.k_]
-        self.labels_ = pd.Series(self.model_.labels_, index=x.index, name="cluster")
+        self.labels_ = pd.Series(self.model_.predict(z), index=x.index, name="cluster")
         overall = x.mean()
         spread = x.std(ddof=0).replace(0, 1.0)
         self.clusters_ = []
