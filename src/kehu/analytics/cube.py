@@ -79,10 +79,15 @@ def drill_down(dimension: str) -> str | None:
     return None
 
 
-def _customers(engine: Engine) -> Table:
+SCORE_DIMENSIONS = ("tier", "rfm_class", "lifecycle_stage")
+PROFILE_DIMENSIONS = ("region", "city", "account_manager_id", "gender", "customer_type")
+
+
+def _customers(engine: Engine, with_scores: bool = True) -> Table:
     cust = engine.table("customers")
-    base = cust.select("customer_id", "region", "city", "account_manager_id", "gender",
-                       "customer_type")
+    base = cust.select("customer_id", *PROFILE_DIMENSIONS)
+    if not with_scores:
+        return base
     if engine.warehouse.exists(SCORES_TABLE):
         s = engine.table(SCORES_TABLE)
         last = s.aggregate(r=s.run_id.max()).r.as_scalar()
@@ -98,6 +103,9 @@ def _customers(engine: Engine) -> Table:
 
 
 def _facts(engine: Engine, q: CubeQuery) -> Table:
+    """Transaction facts with only the joins the query needs (products for product
+    dimensions, customers for geography, the latest scores for tier / class / stage)."""
+    dims = set(q.by) | {f.dimension for f in q.where}
     t = engine.table("transactions")
     if q.start:
         t = t.filter(t.transaction_time.cast("date") >= ibis.literal(q.start))
@@ -105,19 +113,20 @@ def _facts(engine: Engine, q: CubeQuery) -> Table:
         t = t.filter(t.transaction_time.cast("date") <= ibis.literal(q.end))
     t = t.select("transaction_id", "order_id", "customer_id", "transaction_time", "product_id",
                  "amount", "cost", "channel")  # geography comes from the customer
-    p = engine.table("products").select("product_id", "category", "subcategory")
-    c = _customers(engine)
-    j = t.left_join(p, "product_id").drop("product_id_right").left_join(
-        c, "customer_id").drop("customer_id_right")
-    ts = j.transaction_time
-    return j.mutate(
-        year=ts.year().cast("string"),
-        quarter=ts.year().cast("string").concat("-Q", ts.quarter().cast("string")),
-        month=ts.strftime("%Y-%m"),
-        margin_line=j.amount - j.cost.fill_null(0),
-        order_key=j.order_id.coalesce(j.transaction_id),
-        product_id=j.product_id,
-    )
+    if dims & {"category", "subcategory"}:
+        p = engine.table("products").select("product_id", "category", "subcategory")
+        t = t.left_join(p, "product_id").drop("product_id_right")
+    if dims & (set(PROFILE_DIMENSIONS) | set(SCORE_DIMENSIONS)):
+        c = _customers(engine, with_scores=bool(dims & set(SCORE_DIMENSIONS)))
+        t = t.left_join(c, "customer_id").drop("customer_id_right")
+    ts = t.transaction_time
+    extra: dict[str, Any] = {"margin_line": t.amount - t.cost.fill_null(0),
+                             "order_key": t.order_id.coalesce(t.transaction_id)}
+    if dims & {"year", "quarter", "month"}:
+        extra.update(year=ts.year().cast("string"),
+                     quarter=ts.year().cast("string").concat("-Q", ts.quarter().cast("string")),
+                     month=ts.strftime("%Y-%m"))
+    return t.mutate(**extra)
 
 
 def _validate(q: CubeQuery) -> str:
