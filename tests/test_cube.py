@@ -85,3 +85,22 @@ def _validate_only(q: CubeQuery) -> None:
     from kehu.analytics.cube import _validate
 
     _validate(q)
+
+
+def test_cached_engine_gives_the_same_answers_and_sees_new_versions(ws: Workspace) -> None:
+    import pyarrow as pa
+
+    from kehu.warehouse import Engine
+
+    cached = Engine(ws.warehouse, cache=True)
+    q = CubeQuery(measures=["revenue", "buyers"], by=["year", "region"])
+    a = cube(ws.engine, q).to_pandas()
+    b = cube(cached, q).to_pandas()
+    pd.testing.assert_frame_equal(a, b)
+    before = cube(cached, CubeQuery(measures=["transactions"])).to_pandas().iloc[0, 0]
+    tx = ws.warehouse.read("transactions").slice(0, 1)
+    tx = tx.set_column(tx.schema.get_field_index("transaction_id"), "transaction_id",
+                       pa.array(["NEW-1"]))
+    ws.warehouse.append("transactions", tx)
+    after = cube(cached, CubeQuery(measures=["transactions"])).to_pandas().iloc[0, 0]
+    assert after == before + 1

@@ -32,8 +32,12 @@ class Engine:
     """
 
     def __init__(self, warehouse: Warehouse, threads: int | None = None,
-                 memory_limit: str | None = None) -> None:
+                 memory_limit: str | None = None, cache: bool = False) -> None:
         self.warehouse = warehouse
+        #: copy each table version into DuckDB's own storage on first use: the first query
+        #: pays the copy, later ones scan native columns (for long-running processes such as
+        #: the web app; one-shot commands read the Delta files directly)
+        self.cache = cache
         self._threads = threads
         self._memory_limit = memory_limit
         self._con: Any = None
@@ -52,6 +56,7 @@ class Engine:
             config["autoinstall_known_extensions"] = False
             config["autoload_known_extensions"] = False
             self._con = ibis.duckdb.connect(**config)
+            self._con.con.execute("SET enable_progress_bar = false")  # kehu draws its own
         return self._con
 
     def table(self, name: str) -> Table:
@@ -67,7 +72,16 @@ class Engine:
             else:
                 data = self.warehouse.dataset(name)
             try:
-                raw.register(name, data)
+                if self.cache and version is not None:
+                    if name in self._bound and self._bound[name] is None:
+                        raw.unregister(name)  # the empty placeholder view
+                    staging = f"_kehu_src_{name}"
+                    raw.register(staging, data)
+                    # internal names only: nothing here comes from a user
+                    raw.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM "{staging}"')
+                    raw.unregister(staging)
+                else:
+                    raw.register(name, data)
             except Exception as exc:  # pragma: no cover - backend failure with context
                 raise EngineError(f"DuckDB could not bind warehouse table '{name}': {exc}") from exc
             self._bound[name] = version
