@@ -47,9 +47,9 @@ def load(
     if json:
         emit_json(report.to_dict())
     else:
-        from kehu.cli.commands.ingest import _show_report
+        from kehu.cli.commands.ingest import show_report
 
-        _show_report(report)
+        show_report(report)
 
 
 def register(root: typer.Typer) -> None:

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import pyarrow as pa
 import pyarrow.csv as pcsv
 import typer
 from rich.table import Table
@@ -89,7 +88,7 @@ def import_(
     if json:
         emit_json(report.to_dict())
     else:
-        _show_report(report)
+        show_report(report)
 
 
 def _show_plan(p: FilePlan) -> None:
@@ -116,7 +115,7 @@ def _show_plan(p: FilePlan) -> None:
             cols=", ".join(p.proposal.unmapped_required)) + "[/]")
 
 
-def _show_report(r: ImportReport) -> None:
+def show_report(r: ImportReport) -> None:
     t = Table(title=_("Import {id} into {entity}").format(id=r.import_id, entity=r.entity))
     t.add_column(_("measure"))
     t.add_column(_("rows"), justify="right")
@@ -236,4 +235,4 @@ def register(app: typer.Typer) -> None:
     app.command("rejects")(rejects)
 
 
-__all__ = ["pa", "register"]
+__all__ = ["register", "show_report", "show_reports"]
