@@ -79,3 +79,14 @@ def test_run_writes_forecast_and_clusters(ws: Workspace) -> None:
     s = ws.warehouse.read(SCORES_TABLE).to_pandas()
     s = s[s.run_id == rep.run_id]
     assert s.cluster.notna().sum() == s.frequency.notna().sum() and rep.clusters
+
+
+def test_customer_360_shows_the_latest_scores(ws: Workspace) -> None:
+    from kehu.customer360 import customer_360
+
+    rep = analysis_run(ws, date(1998, 6, 30))
+    c = customer_360(ws, "00001", limit=5)
+    s = ws.warehouse.read(SCORES_TABLE).to_pandas()
+    row = s[(s.run_id == rep.run_id) & (s.customer_id == "00001")].iloc[0]
+    assert c.scores["run_id"] == rep.run_id
+    assert c.scores["rfm_class"] == row.rfm_class and c.scores["clv"] == pytest.approx(row.clv)

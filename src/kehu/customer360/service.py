@@ -33,6 +33,9 @@ class Customer360(BaseModel):
     profile: dict[str, Any]
     attributes: dict[str, Any] = Field(default_factory=dict)
     account_manager: dict[str, Any] | None = None
+    #: the customer's results in the latest analysis run (RFM class, tier, lifecycle stage,
+    #: CLV, P(alive), value decomposition …); empty before the first ``kehu run``
+    scores: dict[str, Any] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
     timeline: list[TimelineItem] = Field(default_factory=list)
     timeline_total: int = 0
@@ -59,6 +62,16 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
         found = emp.filter(emp.employee_id == row["account_manager_id"]).to_pyarrow().to_pylist()
         manager = found[0] if found else {"employee_id": row["account_manager_id"]}
         manager = {k: v for k, v in manager.items() if k not in LINEAGE_COLUMNS}
+    scores: dict[str, Any] = {}
+    from kehu.analytics.run import SCORES_TABLE
+
+    if ws.warehouse.exists(SCORES_TABLE):
+        sc = eng.table(SCORES_TABLE)
+        mine = sc.filter(sc.customer_id == customer_id)
+        latest = mine.order_by([ibis.desc("as_of"), ibis.desc("run_id")]).limit(1) \
+            .to_pyarrow().to_pylist()
+        if latest:
+            scores = {k: v for k, v in latest[0].items() if k != "customer_id"}
     parts = []
     for src in timeline_sources():
         if ws.warehouse.version(src.table) is None:
@@ -87,7 +100,7 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
         if limit is not None:
             items = items[:limit]
     return Customer360(customer_id=customer_id, profile=profile, attributes=attrs,
-                       account_manager=manager, counts=counts, timeline=items,
+                       account_manager=manager, scores=scores, counts=counts, timeline=items,
                        timeline_total=total)
 
 

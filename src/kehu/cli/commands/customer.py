@@ -41,6 +41,22 @@ def customer(
         p.add_row(_("account manager"), " ".join(str(c.account_manager.get(k) or "")
                                                 for k in ("employee_id", "name", "team")))
     console.print(p)
+    if c.scores:
+        from kehu.analytics.rfm import RfmClassScheme
+        from kehu.i18n import get_locale
+
+        sc = c.scores
+        cls = RfmClassScheme().name(sc.get("rfm_class") or "", get_locale())
+        console.print(_("As of {d}: {cls}, tier {tier}, stage {stage}; CLV ¥{clv}, P(alive) "
+                        "{alive}; value historical ¥{h} + current ¥{cur} + potential ¥{pot}.")
+                      .format(d=sc.get("as_of"), cls=cls or "-", tier=sc.get("tier") or "-",
+                              stage=sc.get("lifecycle_stage") or "-",
+                              clv=f"{sc.get('clv') or 0:,.0f}",
+                              alive=f"{sc['p_alive']:.0%}" if sc.get("p_alive") is not None
+                              else "-",
+                              h=f"{sc.get('historical_value') or 0:,.0f}",
+                              cur=f"{sc.get('current_value') or 0:,.0f}",
+                              pot=f"{sc.get('potential_value') or 0:,.0f}"))
     t = Table(title=_("Timeline: {shown} of {total} events, newest first").format(
         shown=len(c.timeline), total=c.timeline_total))
     for label in (_("time"), _("event"), _("channel"), _("detail"), _("amount")):
