@@ -71,3 +71,18 @@ def test_loyalty_index_formula(ws: Workspace) -> None:
     exp = 100 * comp.mean(axis=1, skipna=True)
     np.testing.assert_allclose(got.loc[exp.index], exp, rtol=1e-9)
     assert got.between(0, 100).all()
+
+
+def test_run_keeps_the_satisfaction_summary(ws: Workspace) -> None:
+    import json
+
+    from kehu.analytics.run import RUNS_TABLE
+
+    rep = analysis_run(ws)
+    runs = ws.warehouse.read(RUNS_TABLE).to_pylist()
+    details = json.loads(next(r for r in runs if r["run_id"] == rep.run_id)["details"])
+    sv = ws.warehouse.read("surveys").to_pandas()
+    assert details["satisfaction"]["overall"]["nps"] == pytest.approx(
+        _nps(sv[sv.kind == "nps"].score))
+    assert {r["tier"] for r in details["satisfaction"]["by_tier"]} <= {
+        "diamond", "gold", "silver", "regular"}

@@ -51,6 +51,7 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     segments: dict[str, int] = field(default_factory=dict)
     clusters: dict[str, str] = field(default_factory=dict)
+    satisfaction: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,11 +114,14 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
                                      schema=pa.schema(list(schema) + new))
     ws.warehouse.append(SCORES_TABLE, table, metadata={"kehu.run_id": run_id},
                         merge_schema=True)
+    report.satisfaction = _satisfaction_summary(eng)
     report.seconds = round(time.perf_counter() - t0, 3)
     ws.warehouse.append(RUNS_TABLE, pa.Table.from_pylist([{
         "run_id": run_id, "as_of": as_of, "started_at": started, "finished_at": datetime.now(),
         "customers": report.customers,
-        "details": json.dumps({"clv": report.clv, "notes": report.notes}, default=str,
+        "details": json.dumps({"clv": report.clv, "notes": report.notes,
+                               "satisfaction": report.satisfaction,
+                               "clusters": report.clusters}, default=str,
                               ensure_ascii=False)}], schema=RUNS_SCHEMA))
     eng.refresh()
     _snapshot_saved_segments(ws, run_id, report)
@@ -160,6 +164,15 @@ def _snapshot_saved_segments(ws: Workspace, run_id: str, report: RunReport) -> N
         except KehuError as exc:
             report.notes.append(_("Segment {name} skipped: {err}").format(name=d.name,
                                                                            err=exc))
+
+
+def _satisfaction_summary(eng: Any) -> dict[str, Any]:
+    """NPS / CSAT overall and by tier, and tickets by category, kept with the run."""
+    from kehu.analytics.satisfaction import complaints, nps_csat
+
+    return {"overall": nps_csat(eng).to_pyarrow().to_pylist()[0],
+            "by_tier": nps_csat(eng, "tier").to_pyarrow().to_pylist(),
+            "tickets": complaints(eng).to_pyarrow().to_pylist()}
 
 
 def _clusters(eng: Any, as_of: date, report: RunReport) -> pd.DataFrame:
