@@ -68,25 +68,9 @@ def holdout() -> dict:
 
 def simulate(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """BG/NBD histories at the CDNOW parameters, observed for 27–39 weeks at day resolution."""
-    rng = np.random.default_rng(seed)
-    lam = rng.gamma(CDNOW["r"], 1 / CDNOW["alpha"], n)
-    p = rng.beta(CDNOW["a"], CDNOW["b"], n)
-    T = rng.integers(27 * 7, 39 * 7 + 1, n) / 7.0
-    x = np.zeros(n)
-    tx = np.zeros(n)
-    t = np.zeros(n)
-    alive = np.ones(n, dtype=bool)
-    while alive.any():
-        idx = np.flatnonzero(alive)
-        t[idx] += rng.exponential(1 / lam[idx])
-        ok = t[idx] <= T[idx]
-        hit = idx[ok]
-        x[hit] += 1
-        tx[hit] = np.floor(t[hit] * 7) / 7  # purchase days
-        alive[idx[~ok]] = False
-        drop = hit[rng.random(len(hit)) < p[hit]]
-        alive[drop] = False
-    return x, tx, np.floor(T * 7) / 7
+    from kehu.models.clv.simulate import simulate_bgnbd
+
+    return simulate_bgnbd(n, **{k: CDNOW[k] for k in ("r", "alpha", "a", "b")}, seed=seed)
 
 
 def fit_speed(n: int, repeat: int) -> dict:

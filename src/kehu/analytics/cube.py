@@ -155,9 +155,19 @@ def _validate(q: CubeQuery) -> str:
     return "transaction"
 
 
-def cube(engine: Engine, q: CubeQuery) -> Table:
-    """The query's answer: one row per combination of ``by`` values, one column per measure."""
+def cube(engine: Engine, q: CubeQuery, use_aggregate: bool = True) -> Table:
+    """The query's answer: one row per combination of ``by`` values, one column per measure.
+
+    Transaction measures come from the analysis run's monthly aggregate when it is current and
+    can answer the query exactly (:mod:`kehu.analytics.cube_aggregate`), otherwise from the
+    transaction lines; ``use_aggregate=False`` always reads the lines.
+    """
+    from kehu.analytics import cube_aggregate
+
     grain = _validate(q)
+    if (grain == "transaction" and use_aggregate and cube_aggregate.can_answer(q)
+            and cube_aggregate.is_current(engine, cube_aggregate.table_for(q))):
+        return cube_aggregate.answer(engine, q)
     if grain == "customer":
         t = _customers(engine)
         if "nps" in q.measures:

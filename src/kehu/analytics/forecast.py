@@ -16,6 +16,7 @@ uncertainty of the parameters, and are labelled approximate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ import pandas as pd
 from kehu.analytics.summary import customer_summary
 from kehu.errors import KehuInputError
 from kehu.i18n import _
+from kehu.models.clv import BetaGeo, GammaGamma
 
 if TYPE_CHECKING:
     from kehu.warehouse import Engine
@@ -32,12 +34,21 @@ if TYPE_CHECKING:
 GROUPS = ("tier", "rfm_class", "lifecycle_stage", "segment")
 
 
-def forecast(engine: Engine, as_of: date, months: int = 12, by: str | None = None
-             ) -> pd.DataFrame:
+@dataclass(frozen=True)
+class FittedClv:
+    """Models already fitted on the customer summary as of the forecast date (the analysis
+    run passes its own, so the forecast does not fit them again)."""
+
+    summary: pd.DataFrame          # frequency, recency, T, monetary_value by customer_id
+    bgnbd: BetaGeo
+    gamma_gamma: GammaGamma
+
+
+def forecast(engine: Engine, as_of: date, months: int = 12, by: str | None = None,
+             fitted: FittedClv | None = None) -> pd.DataFrame:
     """One row per month (and group): purchases, purchasing customers, revenue, with
     ``*_low`` / ``*_high`` 95 % bounds."""
     from kehu.analytics.run import SCORES_TABLE
-    from kehu.models.clv import BetaGeo, GammaGamma
 
     if by is not None and by not in GROUPS:
         raise KehuInputError(_("Unknown dimension(s) {d}. Dimensions: {all}.").format(
@@ -45,14 +56,20 @@ def forecast(engine: Engine, as_of: date, months: int = 12, by: str | None = Non
     if months < 1:
         raise KehuInputError(_("The '{name}' parameter must be an int >= 1. Got {v} instead.")
                              .format(name="months", v=months))
-    tx = engine.table("transactions")
-    purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
-    s = customer_summary(purchases, as_of, "D").to_pandas().set_index("customer_id")
+    if fitted is None:
+        tx = engine.table("transactions")
+        purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
+        s = customer_summary(purchases, as_of, "D").to_pandas().set_index("customer_id")
+    else:
+        s = fitted.summary
     x, tx_, t, mv = (s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T",
                                                            "monetary_value"))
-    bg = BetaGeo().fit(x, tx_, t)
-    keep = (x > 0) & (mv > 0)
-    gg = GammaGamma().fit(x[keep], mv[keep])
+    if fitted is None:
+        bg = BetaGeo().fit(x, tx_, t)
+        keep = (x > 0) & (mv > 0)
+        gg = GammaGamma().fit(x[keep], mv[keep])
+    else:
+        bg, gg = fitted.bgnbd, fitted.gamma_gamma
     spend = gg.expected_spend(x, mv)
     group = pd.Series("all", index=s.index)
     memberships: dict[str, np.ndarray] | None = None

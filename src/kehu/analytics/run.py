@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from kehu.analytics.forecast import FittedClv
 from kehu.analytics.lifecycle import LifecycleRules, lifecycle
 from kehu.analytics.profitability import profitability, value_decomposition
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
@@ -52,6 +53,8 @@ class RunReport:
     segments: dict[str, int] = field(default_factory=dict)
     clusters: dict[str, str] = field(default_factory=dict)
     satisfaction: dict[str, Any] = field(default_factory=dict)
+    #: seconds per stage, in order
+    stages: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,9 +63,19 @@ class RunReport:
 def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 365,
                  annual_discount_rate: float = 0.10) -> RunReport:
     """Compute RFM, the eight classes, value tiers and CLV for every customer as of ``as_of``
-    (default: the last transaction day) and append them to ``customer_scores``."""
+    (default: the last transaction day) and append them to ``customer_scores``.
+
+    The run reads the same tables many times, so they are copied into the engine once for
+    its duration (:meth:`Engine.cached`)."""
+    with ws.engine.cached():
+        return _analysis_run(ws, as_of, horizon_days, annual_discount_rate)
+
+
+def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
+                  annual_discount_rate: float) -> RunReport:
     t0 = time.perf_counter()
     started = datetime.now()
+    laps = _Laps()
     eng = ws.engine
     tx = eng.table("transactions")
     if as_of is None:
@@ -72,21 +85,28 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
         as_of = last.date()
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
+    laps("load")
     rfm_t = rfm(tx, as_of)
     scores = rfm_classes(rfm_t, RfmClassScheme()).to_pyarrow()
+    laps("rfm")
     loyalty = loyalty_index(eng, rfm_t).to_pandas().set_index("customer_id")
+    laps("loyalty")
     tiers = tiers_as_of(tx, eng.table("customers"), as_of, TierScheme()).to_pyarrow()
+    laps("tiers")
     stages = lifecycle(tx, eng.table("customers"), eng.table("churn_events"), as_of,
                        LifecycleRules()).to_pandas().set_index("customer_id")
+    laps("lifecycle")
     summary = customer_summary(purchases, as_of, "D").to_pyarrow()
-    report = RunReport(run_id, as_of, tiers.num_rows, 0.0)
-    clv_cols = _clv(summary, purchases, report, horizon_days, annual_discount_rate)
+    report = RunReport(run_id, as_of, tiers.num_rows, 0.0, stages=laps.stages)
+    clv_cols, fitted = _clv(summary, purchases, report, horizon_days, annual_discount_rate)
+    laps("clv")
     # assemble one row per customer (all customers; RFM and CLV empty without purchases)
     base = tiers.to_pandas().set_index("customer_id")
     base = base.join(scores.to_pandas().set_index("customer_id"), how="left")
     base = base.join(stages.rename(columns={"stage": "lifecycle_stage"}), how="left")
     base = base.join(loyalty, how="left")
     base = base.join(_clusters(eng, as_of, report), how="left")
+    laps("clusters")
     if clv_cols is not None:
         base = base.join(clv_cols, how="left")
     prof = profitability(tx, eng.table("tickets"), eng.table("campaign_contacts"),
@@ -100,6 +120,7 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
         value.select("customer_id", "historical_value", "current_value", "potential_value",
                      "total_value"), "customer_id")
     base = base.join(extra.to_pandas().set_index("customer_id"), how="left")
+    laps("profitability_value")
     base = base.reset_index()
     base.insert(0, "run_id", run_id)
     base.insert(1, "as_of", as_of)
@@ -114,32 +135,54 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
                                      schema=pa.schema(list(schema) + new))
     ws.warehouse.append(SCORES_TABLE, table, metadata={"kehu.run_id": run_id},
                         merge_schema=True)
+    laps("write_scores")
     report.satisfaction = _satisfaction_summary(eng)
+    laps("satisfaction")
+    from kehu.analytics import cube_aggregate
+
+    cube_aggregate.write(eng, run_id)
+    laps("cube_aggregate")
+    _snapshot_saved_segments(ws, run_id, report)
+    laps("segments")
+    _forecast(ws, run_id, as_of, report, fitted)
+    laps("forecast")
     report.seconds = round(time.perf_counter() - t0, 3)
+    # the run is complete when its _runs row exists
     ws.warehouse.append(RUNS_TABLE, pa.Table.from_pylist([{
         "run_id": run_id, "as_of": as_of, "started_at": started, "finished_at": datetime.now(),
         "customers": report.customers,
         "details": json.dumps({"clv": report.clv, "notes": report.notes,
                                "satisfaction": report.satisfaction,
-                               "clusters": report.clusters}, default=str,
-                              ensure_ascii=False)}], schema=RUNS_SCHEMA))
-    eng.refresh()
-    _snapshot_saved_segments(ws, run_id, report)
-    _forecast(ws, run_id, as_of, report)
+                               "clusters": report.clusters, "stages": report.stages},
+                              default=str, ensure_ascii=False)}], schema=RUNS_SCHEMA))
     return report
+
+
+class _Laps:
+    """Seconds spent per stage of the run."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round(now - self._t, 3)
+        self._t = now
 
 
 FORECASTS_TABLE = "forecasts"
 
 
-def _forecast(ws: Workspace, run_id: str, as_of: date, report: RunReport) -> None:
+def _forecast(ws: Workspace, run_id: str, as_of: date, report: RunReport,
+              fitted: FittedClv | None) -> None:
     """The 12-month forecast, overall and by tier, appended to ``forecasts`` for this run."""
     from kehu.analytics.forecast import forecast
 
-    if not report.clv:
+    if not report.clv or fitted is None:
         return
-    frames = [forecast(ws.engine, as_of, 12).assign(group_by="all", group="all")]
-    by_tier = forecast(ws.engine, as_of, 12, "tier")
+    frames = [forecast(ws.engine, as_of, 12, fitted=fitted).assign(group_by="all", group="all")]
+    by_tier = forecast(ws.engine, as_of, 12, "tier", fitted=fitted)
     frames.append(by_tier.rename(columns={"tier": "group"}).assign(group_by="tier"))
     df = pd.concat(frames, ignore_index=True).assign(run_id=run_id, as_of=as_of)
     ws.warehouse.append(FORECASTS_TABLE, pa.Table.from_pandas(df, preserve_index=False),
@@ -192,11 +235,9 @@ def _clusters(eng: Any, as_of: date, report: RunReport) -> pd.DataFrame:
 
 
 def _clv(summary: pa.Table, purchases: Any, report: RunReport, horizon_days: int,
-         rate: float) -> Any:
+         rate: float) -> tuple[pd.DataFrame | None, FittedClv | None]:
     """Fit BG/NBD + Gamma-Gamma on the summary and score every buyer; None when the data
     cannot support the models (the reason goes to the report)."""
-    import pandas as pd
-
     from kehu.models.clv import BetaGeo, GammaGamma, customer_lifetime_value
 
     df = summary.to_pandas().set_index("customer_id")
@@ -204,14 +245,14 @@ def _clv(summary: pa.Table, purchases: Any, report: RunReport, horizon_days: int
                                                            "monetary_value"))
     if len(df) < 20 or (x > 0).sum() < 10:
         report.notes.append(_("CLV skipped: fewer than 10 customers with repeat purchases."))
-        return None
+        return None, None
     try:
         bg = BetaGeo().fit(x, tx, t)
         keep = (x > 0) & (mv > 0)
         gg = GammaGamma().fit(x[keep], mv[keep])
     except KehuError as exc:
         report.notes.append(_("CLV skipped: {err}").format(err=exc))
-        return None
+        return None, None
     margin_row = purchases.aggregate(rev=purchases.amount.sum(),
                                      cost=purchases.cost.sum()).to_pyarrow().to_pylist()[0]
     margin = 1.0
@@ -228,4 +269,4 @@ def _clv(summary: pa.Table, purchases: Any, report: RunReport, horizon_days: int
         "expected_purchases_12m": bg.expected_purchases(365.0, x, tx, t),
         "expected_spend": gg.expected_spend(x, mv),
         "clv": np.asarray(clv),
-    }, index=df.index)
+    }, index=df.index), FittedClv(df, bg, gg)

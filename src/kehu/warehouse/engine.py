@@ -6,6 +6,8 @@ provides the same :meth:`Engine.table` over the same Delta tables.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -42,6 +44,8 @@ class Engine:
         self._memory_limit = memory_limit
         self._con: Any = None
         self._bound: dict[str, int | None] = {}
+        self._copied: set[str] = set()   # tables copied into DuckDB
+        self._views: set[str] = set()    # tables registered as views of the files
 
     @property
     def con(self) -> Any:
@@ -72,16 +76,23 @@ class Engine:
             else:
                 data = self.warehouse.dataset(name)
             try:
+                # drop the previous binding: a registered view would shadow a new native table
+                if name in self._views:
+                    raw.unregister(name)
+                    self._views.discard(name)
+                if name in self._copied:
+                    raw.execute(f'DROP TABLE IF EXISTS "{name}"')
+                    self._copied.discard(name)
                 if self.cache and version is not None:
-                    if name in self._bound and self._bound[name] is None:
-                        raw.unregister(name)  # the empty placeholder view
                     staging = f"_kehu_src_{name}"
                     raw.register(staging, data)
                     # internal names only: nothing here comes from a user
-                    raw.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM "{staging}"')
+                    raw.execute(f'CREATE TABLE "{name}" AS SELECT * FROM "{staging}"')
                     raw.unregister(staging)
+                    self._copied.add(name)
                 else:
                     raw.register(name, data)
+                    self._views.add(name)
             except Exception as exc:  # pragma: no cover - backend failure with context
                 raise EngineError(f"DuckDB could not bind warehouse table '{name}': {exc}") from exc
             self._bound[name] = version
@@ -97,8 +108,39 @@ class Engine:
     def refresh(self) -> None:
         self._bound.clear()
 
+    @contextmanager
+    def cached(self) -> Iterator[Engine]:
+        """Within the block, tables are copied into DuckDB on first use (a batch job such as
+        the analysis run reads the same tables many times: one copy is cheaper than scanning
+        the Parquet files again for every step); afterwards the copies are dropped.
+
+        >>> import tempfile, pyarrow as pa
+        >>> from kehu.warehouse.delta import Warehouse
+        >>> wh = Warehouse(tempfile.mkdtemp()); _ = wh.append("t", pa.table({"v": [1, 2]}))
+        >>> eng = Engine(wh)
+        >>> with eng.cached():
+        ...     int(eng.table("t").v.sum().execute())
+        3
+        >>> eng.cache, int(eng.table("t").count().execute())
+        (False, 2)
+        """
+        was = self.cache
+        self.cache = True
+        try:
+            yield self
+        finally:
+            self.cache = was
+            if not was:
+                for name in list(self._copied):
+                    self._bound.pop(name, None)   # re-bound as a view on next use
+                    if self._con is not None:
+                        self._con.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+                self._copied.clear()
+
     def close(self) -> None:
         if self._con is not None:
             self._con.disconnect()
             self._con = None
             self._bound.clear()
+            self._copied.clear()
+            self._views.clear()
