@@ -19,6 +19,7 @@ MODULES = (
     "run",
     "segment",
     "cube",
+    "churn",
 )
 
 
