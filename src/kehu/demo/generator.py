@@ -4,6 +4,9 @@ as the exports of the source systems that would hold them, plus the hidden groun
 
 Customers are generated in chunks; each chunk appends to every file (bounded memory).
 Every random draw comes from a generator seeded by ``(seed, chunk)``: same seed, same bytes.
+Planted fraud and arrears patterns (telco, bank) draw from their own stream
+``(seed, chunk, 77)`` and only add rows, so everything else is unchanged by them; they are
+recorded in ``truth/fraud.parquet``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ CAMPAIGN_EFFECT = 0.05     # treatment response rate − control response rate
 CAMPAIGN_BASE = 0.03
 CHANNEL_EN = np.array(["app", "store", "web"], dtype=object)   # sorted, for searchsorted
 CHANNEL_ZH = np.array(["app", "门店", "网站"], dtype=object)
+#: usage products the planted telco patterns bill (appended to the telco catalogue file)
+INTL_PRODUCTS = (("IDD", "国际长途", "增值", "国际", 1.0, 0.6),
+                 ("ROAM", "国际漫游流量", "增值", "国际", 1.0, 0.5))
+#: share of customers carrying each planted pattern (and of customers making legitimate
+#: daytime international calls, the noise the night rule must not flag)
+FRAUD_RATES = {"usage_spike": 0.01, "night_international": 0.01, "shared_id_number": 0.005,
+               "chronic_late_payer": 0.015, "daytime_international": 0.03}
 
 
 @dataclass
@@ -94,6 +104,10 @@ class _Company:
         self.dirty = dirty
         self.products, self.pairs = CATALOGUES[industry]
         self.truth_rows: list[dict[str, Any]] = []
+        self.fraud_rows: list[tuple[str, str]] = []     # (customer_id, pattern)
+        self._bill_mean: np.ndarray | None = None       # mean monthly bill of the chunk
+        #: planted rows, written after all chunks so every other row keeps its position
+        self._planted: list[tuple[Any, dict[str, Any]]] = []
         self.dirty_rows: list[tuple[str, int, str, str]] = []
         out.mkdir(parents=True, exist_ok=True)
         (out / "truth").mkdir(exist_ok=True)
@@ -110,7 +124,8 @@ class _Company:
         truth_writer: pq.ParquetWriter | None = None
         for k, lo in enumerate(chunks):
             rng = np.random.default_rng([self.seed, k])
-            truth = self._chunk(rng, lo, min(self.n, lo + self.chunk) - lo)
+            truth = self._chunk(rng, lo, min(self.n, lo + self.chunk) - lo,
+                                np.random.default_rng([self.seed, k, 77]))
             table = pa.table(truth)
             if truth_writer is None:
                 truth_writer = pq.ParquetWriter(self.out / "truth" / "customers.parquet",
@@ -120,6 +135,8 @@ class _Company:
                 progress(min(1.0, (lo + self.chunk) / self.n))
         if truth_writer is not None:
             truth_writer.close()
+        for writer, cols in self._planted:
+            writer.append(cols)
         if self.bills_pq is not None:
             self.bills_pq.close()
         contracts_path = self.contracts.close()
@@ -208,6 +225,13 @@ class _Company:
                      "类别": [p.category for p in ps], "小类": [p.subcategory for p in ps],
                      "单价": np.array([p.price for p in ps]),
                      "成本价": np.array([p.cost for p in ps])})
+        if self.industry == "telco":
+            prod.append({"产品编号": [x[0] for x in INTL_PRODUCTS],
+                         "产品名称": [x[1] for x in INTL_PRODUCTS],
+                         "类别": [x[2] for x in INTL_PRODUCTS],
+                         "小类": [x[3] for x in INTL_PRODUCTS],
+                         "单价": np.array([x[4] for x in INTL_PRODUCTS]),
+                         "成本价": np.array([x[5] for x in INTL_PRODUCTS])})
         self.files["products.csv"] = prod
         camp = CsvAppender(self.out / "campaigns.csv", ["campaign id", "campaign name", "channel",
                                                         "goal", "start date", "end date",
@@ -224,7 +248,8 @@ class _Company:
         self.files["campaigns.csv"] = camp
 
     # -- one chunk of customers -------------------------------------------------------------
-    def _chunk(self, rng: np.random.Generator, lo: int, n: int) -> dict[str, Any]:
+    def _chunk(self, rng: np.random.Generator, lo: int, n: int,
+               prng: np.random.Generator) -> dict[str, Any]:
         ids = np.array([f"C{i:08d}" for i in range(lo, lo + n)], dtype=object)
         cls = rng.choice(4, n, p=CLASS_P)
         span = (self.end - self.start).astype(int)
@@ -251,8 +276,8 @@ class _Company:
         manager = np.array([f"E{i:04d}" for i in rng.integers(0, self.n_emp, n)], dtype=object)
         manager[cls < 2] = None
         income = np.round(rng.lognormal(8.6, 0.45, n) * (1 + 0.4 * cls), -2)
-        self._write_customers(rng, ids, names, gender, birth, phone, idno, city, region, signup,
-                              manager, cls, income)
+        used = self._write_customers(rng, ids, names, gender, birth, phone, idno, city, region,
+                                     signup, manager, cls, income)
         usage_before, usage_last = self._write_transactions(
             rng, ids, cls, rate, spend, active_start, active_end, churned, alive_in_window)
         complaints = self._write_service(rng, ids, grumpy, churned, active_start, active_end,
@@ -265,6 +290,9 @@ class _Company:
         self._write_surveys_referrals(rng, ids, complaints, signup, active_start, active_end,
                                       alive_in_window, lo)
         self._write_churn(rng, ids, churned & alive_in_window, churn_at, complaints, spend)
+        if self.industry != "retail":
+            self._plant_fraud(prng, ids, used, idno, birth, city, region, spend,
+                              alive_in_window & ~churned & (active_start < self.end - 400 * DAY))
         return {"customer_id": ids.astype(str), "value_class": CLASS_NAMES[cls].astype(str),
                 "purchase_rate": rate, "spend_level": spend, "complaint_propensity": grumpy,
                 "churn_hazard_per_year": hazard, "churned": churned & alive_in_window,
@@ -275,7 +303,8 @@ class _Company:
                          gender: np.ndarray, birth: np.ndarray, phone: np.ndarray,
                          idno: np.ndarray, city: np.ndarray, region: np.ndarray,
                          signup: np.ndarray, manager: np.ndarray, cls: np.ndarray,
-                         income: np.ndarray) -> None:
+                         income: np.ndarray) -> np.ndarray:
+        """Write the chunk's customers; returns the rows made dirty or duplicated."""
         n = len(ids)
         birth_s = np.datetime_as_string(birth, unit="D").astype(object)
         signup_s = np.datetime_as_string(signup, unit="D").astype(object)
@@ -324,6 +353,7 @@ class _Company:
                                         "客户编号"))
                 self.truth_rows.append({"duplicate_id": f"W{ids[i][1:]}",
                                         "duplicate_of": str(ids[i])})
+        return np.concatenate([bad, fut, blank, dup]).astype(int)
 
     @staticmethod
     def _pick(rng: np.random.Generator, n: int, frac: float,
@@ -460,6 +490,8 @@ class _Company:
         falling = churned[idx] & (when >= decline_start[idx].astype("datetime64[s]"))
         usage = rng.gamma(2.0, 12.0 * spend[idx]) * np.where(falling, 0.35, 1.0)
         amount = np.round(fee[plan[idx]] + usage, 2)
+        self._bill_mean = np.bincount(idx, weights=amount, minlength=len(ids)) / np.maximum(
+            np.bincount(idx, minlength=len(ids)), 1)
         return {"bill id": np.array([f"B{ids[i][1:]}-{q:03d}" for i, q in
                                      zip(idx, seq, strict=True)], dtype=object),
                 "customer id": ids[idx], "date": when,
@@ -569,6 +601,122 @@ class _Company:
             "method": np.array(["银行代扣", "微信", "支付宝", "营业厅"], dtype=object)[
                 rng.integers(0, 4, k)]})
 
+    # -- planted fraud and arrears ---------------------------------------------------------
+    def _plant_fraud(self, rng: np.random.Generator, ids: np.ndarray, used: np.ndarray,
+                     idno: np.ndarray, birth: np.ndarray, city: np.ndarray,
+                     region: np.ndarray, spend: np.ndarray, eligible: np.ndarray) -> None:
+        """Add the rows of a few fraud and arrears patterns for customers active to the end
+        (own random stream, rows added only). Telco: usage spikes, night international calls,
+        accounts sharing an ID number, chronic late payers; bank: the last two."""
+        n = len(ids)
+        pool = rng.permutation(np.setdiff1d(np.flatnonzero(eligible), used))
+        patterns = ["shared_id_number", "chronic_late_payer"]
+        if self.industry == "telco":
+            patterns = ["usage_spike", "night_international", *patterns,
+                        "daytime_international"]
+        picked: dict[str, np.ndarray] = {}
+        at = 0
+        for pat in patterns:
+            k = int(rng.binomial(n, FRAUD_RATES[pat]))
+            picked[pat] = np.sort(pool[at:at + k])
+            at += k
+        for pat, rows in picked.items():
+            if pat != "daytime_international":
+                self.fraud_rows.extend((str(ids[i]), pat) for i in rows)
+        end = self.end.astype("datetime64[s]")
+        lines: list[tuple[int, str, np.datetime64, float]] = []  # customer, product, time, amount
+        for i in picked.get("usage_spike", []):
+            m = int(rng.integers(3, 8))
+            base = float(self._bill_mean[i]) if self._bill_mean is not None else 100.0
+            total = rng.uniform(10, 20) * base
+            for j, share in enumerate(rng.dirichlet(np.ones(m))):
+                t = end - int(rng.integers(1, 29)) * 86400 + int(rng.integers(8, 22)) * 3600 \
+                    + int(rng.integers(0, 3600))
+                lines.append((int(i), "ROAM", t + j, round(float(total * share), 2)))
+        for i in picked.get("night_international", []):
+            for _j in range(int(rng.integers(4, 10))):
+                t = end - int(rng.integers(1, 29)) * 86400 + int(rng.integers(0, 5)) * 3600 \
+                    + int(rng.integers(0, 3600))
+                lines.append((int(i), "IDD", t, round(float(rng.uniform(8, 40)), 2)))
+        for i in picked.get("daytime_international", []):
+            for j in range(int(rng.integers(1, 4))):
+                hour = int(rng.integers(0, 5)) if j == 0 and rng.random() < 0.2 \
+                    else int(rng.integers(8, 21))
+                t = end - int(rng.integers(1, 90)) * 86400 + hour * 3600 \
+                    + int(rng.integers(0, 3600))
+                lines.append((int(i), "IDD", t, round(float(rng.uniform(5, 30)), 2)))
+        if lines:
+            amount = np.array([x[3] for x in lines])
+            self._planted.append((self.tx, {
+                "bill id": np.array([f"X{ids[c][1:]}-{q:03d}" for q, (c, *_r) in
+                                     enumerate(lines)], dtype=object),
+                "customer id": np.array([ids[x[0]] for x in lines], dtype=object),
+                "date": np.array([x[2] for x in lines], dtype="datetime64[s]"),
+                "product id": np.array([x[1] for x in lines], dtype=object),
+                "amount": amount, "cost": np.round(amount * 0.4, 2),
+                "kind": np.full(len(lines), "purchase", dtype=object),
+                "channel": np.full(len(lines), None, dtype=object)}))
+        self._plant_shared_ids(rng, ids, picked["shared_id_number"], idno, birth, city, region)
+        self._plant_late_payer(rng, ids, picked["chronic_late_payer"])
+
+    def _plant_shared_ids(self, rng: np.random.Generator, ids: np.ndarray, base: np.ndarray,
+                          idno: np.ndarray, birth: np.ndarray, city: np.ndarray,
+                          region: np.ndarray) -> None:
+        """2–4 new accounts opened recently under an existing customer's ID number, with other
+        names and phones (unlike the planted duplicates, which are the same person)."""
+        if not len(base):
+            return
+        src = np.repeat(base, rng.integers(2, 5, len(base)))
+        m = len(src)
+        seq = np.arange(m) - np.searchsorted(src, src)
+        new_ids = np.array([f"F{ids[i][1:]}{q}" for i, q in zip(src, seq, strict=True)],
+                           dtype=object)
+        signup = self.end - rng.integers(5, 120, m) * DAY
+        signup_s = np.array([f"{d.year}/{d.month}/{d.day}" if self.industry == "telco"
+                             else d.isoformat() for d in signup.astype(object)], dtype=object)
+        self._planted.append((self.customers, {
+            "客户编号": new_ids, "姓名": nm.sample_names(rng, m)["name"],
+            "性别": np.where(rng.random(m) < 0.5, "男", "女"),
+            "出生日期": np.datetime_as_string(birth[src], unit="D").astype(object),
+            "手机号码": nm.phones(rng, m), "证件号码": idno[src], "城市": city[src],
+            "地区": region[src], self.signup_header: signup_s,
+            "客户经理": np.full(m, None, dtype=object),
+            "会员等级": np.full(m, TIER_LABEL[0], dtype=object),
+            "职业": np.array(nm.OCCUPATIONS, dtype=object)[rng.integers(0, 10, m)],
+            "月收入": np.round(rng.lognormal(8.3, 0.4, m), -2),
+            "是否实名": np.full(m, "否", dtype=object)}))
+        self.fraud_rows.extend((str(x), "shared_id_number") for x in new_ids)
+
+    def _plant_late_payer(self, rng: np.random.Generator, ids: np.ndarray,
+                          who: np.ndarray) -> None:
+        """A monthly instalment plan over the last year, paid late most months (some in part,
+        the latest ones not at all)."""
+        if self.payments is None or not len(who):
+            return
+        months = 12
+        idx = np.repeat(who, months)
+        seq = np.tile(np.arange(months), len(who))
+        last = self.end.astype("datetime64[M]") - 1
+        inv = (last - (months - 1) + seq).astype("datetime64[D]") + 1 * DAY
+        due = inv + 20 * DAY
+        k = len(idx)
+        late = rng.random(k) < 0.92
+        paid = np.where(late, due + rng.integers(10, 100, k) * DAY,
+                        inv + rng.integers(0, 18, k) * DAY)
+        unpaid = paid > self.end
+        amt = np.round(rng.uniform(60, 200, k), 2)
+        part = late & ~unpaid & (rng.random(k) < 0.25)
+        got = np.where(unpaid, 0.0, np.where(part, np.round(amt * rng.uniform(0.4, 0.9, k), 2),
+                                             amt))
+        self._planted.append((self.payments, {
+            "invoice id": np.array([f"INS{ids[i][1:]}-{s:02d}" for i, s in
+                                    zip(idx, seq, strict=True)], dtype=object),
+            "customer id": ids[idx], "invoice date": inv, "due date": due,
+            "paid date": np.where(unpaid, np.datetime64("NaT"), paid),
+            "amount due": amt, "amount paid": got,
+            "method": np.array(["银行代扣", "微信", "支付宝", "营业厅"], dtype=object)[
+                rng.integers(0, 4, k)]}))
+
     # -- campaigns, surveys, referrals, churn -----------------------------------------------
     def _write_campaigns(self, rng: np.random.Generator, ids: np.ndarray, a: np.ndarray,
                          b: np.ndarray, lo: int) -> None:
@@ -654,6 +802,11 @@ class _Company:
             "duplicate_of": [r["duplicate_of"] for r in self.truth_rows]},
             schema=pa.schema([("duplicate_id", pa.string()), ("duplicate_of", pa.string())])),
             t / "duplicates.parquet")
+        pq.write_table(pa.table({
+            "customer_id": [c for c, _ in self.fraud_rows],
+            "pattern": [p for _, p in self.fraud_rows]},
+            schema=pa.schema([("customer_id", pa.string()), ("pattern", pa.string())])),
+            t / "fraud.parquet")
         pq.write_table(pa.table({"product_a": [a for a, _ in self.pairs],
                                  "product_b": [b for _, b in self.pairs]}),
                        t / "affinity_pairs.parquet")
