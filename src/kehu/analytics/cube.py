@@ -91,7 +91,8 @@ def _customers(engine: Engine, with_scores: bool = True) -> Table:
     if engine.warehouse.exists(SCORES_TABLE):
         s = engine.table(SCORES_TABLE)
         last = s.aggregate(r=s.run_id.max()).r.as_scalar()
-        wanted = ["tier", "rfm_class", "lifecycle_stage", "clv", "p_alive", *VALUE_COLUMNS]
+        wanted = ["tier", "rfm_class", "lifecycle_stage", "clv", "p_alive", "churn_risk",
+                  *VALUE_COLUMNS]
         s = s.filter(s.run_id == last).select(
             "customer_id", *[c for c in wanted if c in s.columns])
         j = base.left_join(s, "customer_id")
@@ -200,7 +201,9 @@ def cube(engine: Engine, q: CubeQuery, use_aggregate: bool = True) -> Table:
         elif m == "clv":
             aggs[m] = t.clv.sum()
         elif m == "churn_risk":
-            aggs[m] = (1 - t.p_alive).mean()
+            # the churn model's risk where a run scored it, else 1 − P(alive) from BG/NBD
+            aggs[m] = (t.churn_risk.mean() if "churn_risk" in t.columns
+                       else (1 - t.p_alive).mean())
         elif m == "loyalty_index":
             aggs[m] = t.loyalty_index.mean()
         elif m in VALUE_COLUMNS:

@@ -53,6 +53,8 @@ class RunReport:
     segments: dict[str, int] = field(default_factory=dict)
     clusters: dict[str, str] = field(default_factory=dict)
     satisfaction: dict[str, Any] = field(default_factory=dict)
+    #: the churn model used (id, whether fitted in this run, hold-out metrics, drift)
+    churn: dict[str, Any] = field(default_factory=dict)
     #: seconds per stage, in order
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -107,6 +109,10 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
     base = base.join(loyalty, how="left")
     base = base.join(_clusters(eng, as_of, report), how="left")
     laps("clusters")
+    churn = _churn(ws, as_of, report)
+    if churn is not None:
+        base = base.join(churn, how="left")
+    laps("churn")
     if clv_cols is not None:
         base = base.join(clv_cols, how="left")
     prof = profitability(tx, eng.table("tickets"), eng.table("campaign_contacts"),
@@ -153,7 +159,8 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
         "customers": report.customers,
         "details": json.dumps({"clv": report.clv, "notes": report.notes,
                                "satisfaction": report.satisfaction,
-                               "clusters": report.clusters, "stages": report.stages},
+                               "clusters": report.clusters, "churn": report.churn,
+                               "stages": report.stages},
                               default=str, ensure_ascii=False)}], schema=RUNS_SCHEMA))
     return report
 
@@ -207,6 +214,36 @@ def _snapshot_saved_segments(ws: Workspace, run_id: str, report: RunReport) -> N
         except KehuError as exc:
             report.notes.append(_("Segment {name} skipped: {err}").format(name=d.name,
                                                                            err=exc))
+
+
+def _churn(ws: Workspace, as_of: date, report: RunReport) -> pd.DataFrame | None:
+    """Churn risk and reasons per customer at risk: a new model when the last one is older
+    than its churn window (or there is none), else the latest; None when none can be fitted
+    (the reason goes to the notes)."""
+    from kehu.models.churn import service
+
+    fitted = False
+    if service.needs_refit(ws, as_of):
+        try:
+            rep = service.fit(ws, as_of)
+            fitted = True
+        except KehuInputError as exc:
+            report.notes.append(_("Churn model not trained: {err}").format(err=exc))
+            from kehu.models import registry
+
+            if not registry.list_models(ws, service.KIND):
+                return None
+    scores, drift = service.score(ws, as_of)
+    rec_id = drift.get("model_id")
+    report.churn = {"model_id": rec_id, "fitted_in_run": fitted,
+                    "scored": len(scores), "drift": drift}
+    if fitted:
+        report.churn["holdout"] = {k: v for k, v in rep.holdout.items() if k != "calibration"}
+    if drift.get("drifted"):
+        report.notes.append(_("Churn model {model}: the distribution of {cols} has shifted "
+                              "since training (PSI > 0.25); consider retraining.").format(
+            model=rec_id, cols=", ".join(drift["drifted"][:5])))
+    return scores.set_index("customer_id")
 
 
 def _satisfaction_summary(eng: Any) -> dict[str, Any]:

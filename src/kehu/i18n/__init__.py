@@ -76,3 +76,13 @@ def gettext(message: str) -> str:
 _ = gettext
 
 __all__ = ["SUPPORTED", "_", "catalogue", "get_locale", "gettext", "normalise_locale", "set_locale"]
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for translation without translating it now (labels defined at import
+    time and translated with :func:`gettext` when shown).
+
+    >>> N_("Region")
+    'Region'
+    """
+    return message

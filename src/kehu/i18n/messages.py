@@ -18,7 +18,7 @@ from babel.messages.pofile import read_po, write_po
 from kehu.i18n import LOCALES_DIR, SUPPORTED
 
 SOURCE_DIR = Path(__file__).resolve().parents[1]
-KEYWORDS = {"_": None, "gettext": None}
+KEYWORDS = {"_": None, "gettext": None, "N_": None}
 
 
 def extract() -> dict[str, list[tuple[str, int]]]:

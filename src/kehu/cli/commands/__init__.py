@@ -20,6 +20,8 @@ MODULES = (
     "segment",
     "cube",
     "churn",
+    "crosssell",
+    "risk",
 )
 
 

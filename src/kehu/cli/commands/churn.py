@@ -1,4 +1,5 @@
-"""``kehu churn``: churn models straight on a customer table file (no workspace needed)."""
+"""``kehu churn evaluate|train|score``: churn models straight on a customer table file (no
+workspace needed); the workspace commands are in :mod:`churn_workspace`."""
 
 from __future__ import annotations
 
@@ -152,4 +153,8 @@ def score(
 
 
 def register(root: typer.Typer) -> None:
+    from kehu.cli.commands.churn_workspace import add_commands, models_app
+
+    add_commands(app)
     root.add_typer(app, name="churn")
+    root.add_typer(models_app, name="models")

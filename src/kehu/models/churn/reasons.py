@@ -1,0 +1,124 @@
+"""Per-customer churn reasons in plain language, from per-prediction feature contributions.
+
+A prediction's reasons are the features that pushed its log-odds up the most (LightGBM's
+SHAP values or the logistic model's terms). Each is stored language-neutral — feature code,
+the customer's value, the contribution — and rendered in the reader's language when shown:
+
+>>> render({"feature": "spend_trend_90d", "value": -0.45, "contribution": 0.8})
+'spending fell 45 % in the last 90 days (vs the 90 days before)'
+>>> render({"feature": "unresolved_complaints", "value": 2, "contribution": 0.5})
+'2 unresolved complaints'
+>>> render({"feature": "days_to_contract_end", "value": 21, "contribution": 0.4})
+'contract ends in 21 days'
+>>> render({"feature": "region", "value": "华东", "contribution": 0.1})
+'Region: 华东'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kehu.analytics.features import feature_label
+from kehu.i18n import N_, _
+
+Reason = dict[str, Any]
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _int(v: float) -> str:
+    return f"{round(v):,}"
+
+
+# feature -> renderer(value) returning a sentence, or None to fall back to "name: value"
+_TEMPLATES: dict[str, Callable[[float], str | None]] = {
+    "spend_trend_90d": lambda v: _("spending fell {pct} % in the last 90 days (vs the 90 days "
+                                   "before)").format(pct=_int(-100 * v)) if v < 0 else None,
+    "frequency_trend_90d": lambda v: _("purchases fell {pct} % in the last 90 days (vs the "
+                                       "90 days before)").format(pct=_int(-100 * v))
+    if v < 0 else None,
+    "days_since_last_purchase": lambda v: _("no purchase for {n} days").format(n=_int(v)),
+    "purchases_90d": lambda v: _("only {n} purchase days in the last 90 days").format(
+        n=_int(v)),
+    "spend_90d": lambda v: _("spent only ¥{n} in the last 90 days").format(n=_int(v)),
+    "unresolved_complaints": lambda v: _("{n} unresolved complaints").format(n=_int(v))
+    if v > 0 else None,
+    "complaints_180d": lambda v: _("{n} complaints in the last 180 days").format(n=_int(v))
+    if v > 0 else None,
+    "tickets_180d": lambda v: _("{n} service tickets in the last 180 days").format(n=_int(v))
+    if v > 0 else None,
+    "days_to_contract_end": lambda v: _("contract ends in {n} days").format(n=_int(v))
+    if v >= 0 else None,
+    "late_payments_365d": lambda v: _("{n} late payments in the last year").format(n=_int(v))
+    if v > 0 else None,
+    "overdue_amount": lambda v: _("¥{n} overdue").format(n=_int(v)) if v > 0 else None,
+    "last_nps": lambda v: _("last NPS answer was {n} of 10").format(n=_int(v)),
+    "days_since_last_interaction": lambda v: _("no contact with us for {n} days").format(
+        n=_int(v)),
+    "tenure_days": lambda v: _("first purchase only {n} days ago").format(n=_int(v)),
+    "days_since_signup": lambda v: _("joined only {n} days ago").format(n=_int(v)),
+}
+
+
+# feature -> sentence when the customer has no value (no contract, never answered, ...)
+_MISSING: dict[str, str] = {
+    "days_to_contract_end": N_("no active contract"),
+    "last_nps": N_("never answered an NPS survey"),
+    "days_since_last_interaction": N_("no recorded contact with us"),
+    "days_since_last_purchase": N_("never bought anything"),
+}
+
+
+def render(reason: Reason) -> str:
+    """One reason as a sentence in the current language."""
+    code, value = reason["feature"], reason.get("value")
+    v = _num(value)
+    if value is None and code in _MISSING:
+        return _(_MISSING[code])
+    if code in _TEMPLATES and v is not None:
+        text = _TEMPLATES[code](v)
+        if text:
+            return text
+    shown = "-" if value is None or (v is not None and math.isnan(v)) else (
+        f"{v:,.4g}" if v is not None and not isinstance(value, str) else str(value))
+    return _("{name}: {value}").format(name=feature_label(code), value=shown)
+
+
+def _plain(v: Any) -> Any:
+    """A JSON-ready value: numpy scalars unwrapped, missing as None, others as text."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    return v if isinstance(v, (str, int, float, bool)) else str(v)
+
+
+def top_reasons(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3,
+                min_contribution: float = 0.05) -> list[list[Reason]]:
+    """For every row, the ``k`` features that raised the churn log-odds most (at least
+    ``min_contribution``), with the row's value of each."""
+    c = contrib.to_numpy(dtype=float)
+    cols = list(contrib.columns)
+    order = np.argsort(-c, axis=1)[:, :k]
+    out: list[list[Reason]] = []
+    vals = values.reindex(columns=cols)
+    for i in range(len(c)):
+        row: list[Reason] = []
+        for j in order[i]:
+            if c[i, j] < min_contribution:
+                break
+            v = _plain(vals.iat[i, j])
+            row.append({"feature": cols[j], "value": v, "contribution": round(float(c[i, j]), 4)})
+        out.append(row)
+    return out
