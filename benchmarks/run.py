@@ -1,4 +1,5 @@
-"""Run every benchmark: ``python -m benchmarks.run [--quick]``; results go to
+"""Run every benchmark: ``python -m benchmarks.run [--quick]`` — import, generator, CLV fit,
+analysis run and cube, association rules and offers; results go to
 ``benchmarks/results/*.json`` and are summarised in docs/benchmarks.md by hand."""
 
 from __future__ import annotations
@@ -6,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import bench_generate, bench_import
+from benchmarks import bench_basket, bench_clv, bench_cube, bench_generate, bench_import
 
 
 def main() -> None:
@@ -20,6 +21,15 @@ def main() -> None:
     sizes = ["20000"] if args.quick else ["50000", "200000"]
     sys.argv = [argv0, "--sizes", *sizes, "--repeat", str(repeat)]
     bench_generate.main()
+    customers = "100000" if args.quick else "1000000"
+    sys.argv = [argv0, "--customers", customers, "--repeat", str(repeat)]
+    bench_clv.main()
+    sys.argv = [argv0, "--customers", customers, "--lines", str(rows), "--repeat",
+                str(max(repeat, 3))]
+    bench_cube.main()
+    sys.argv = [argv0, "--customers", "20000" if args.quick else "200000", "--lines",
+                str(rows), "--repeat", str(repeat)]
+    bench_basket.main()
 
 
 if __name__ == "__main__":
