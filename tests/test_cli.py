@@ -125,6 +125,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert by_entity["transactions"]["rejected"] > 0
     assert out["headline"]["customers"] == by_entity["customers"]["loaded"]
     assert 0.5 < out["headline"]["top20_revenue_share"] < 0.95
+    # and trained a churn model: the riskiest customers come with reasons, riskiest first
+    risks = [c["churn_risk"] for c in out["churn"]]
+    assert len(risks) == 5 and risks == sorted(risks, reverse=True) and 0 < risks[0] <= 1
+    assert all(json.loads(c["churn_reasons"]) for c in out["churn"])
     # the demo ran the analysis: value by tier covers every customer
     r = kehu("value", "--json", "-w", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stderr[-3000:]

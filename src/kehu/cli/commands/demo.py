@@ -121,12 +121,14 @@ def demo(
               "imports": [r.to_dict() for r in reports], "headline": h.to_dict(),
               "quality": quality, "run": run_report.to_dict(),
               "value": _value_summary(ws, run_report.run_id),
+              "churn": _churn_summary(ws, run_report.run_id),
               "rejected_by_reason": _count(rejects.column("reason_code").to_pylist())}
     if json:
         emit_json(result)
     else:
         _show_headline(h, quality, result["rejected_by_reason"])
         _show_value(result["value"])
+        _show_churn(result["churn"])
         err_console.print(_("4/4 Explore: kehu --workspace {path} customer {id}").format(
             path=root, id=h.top_customers[0]["customer_id"] if h.top_customers else "ID"))
         if not no_serve:
@@ -161,6 +163,34 @@ def _value_summary(ws: Any, run_id: str) -> dict[str, Any]:
     by_tier = t.group_by("tier").aggregate(customers=t.count(), spend_12m=t.spend.sum(),
                                            clv=t.clv.sum()).to_pyarrow().to_pylist()
     return {"by_rfm_class": by_class, "by_tier": by_tier}
+
+
+def _churn_summary(ws: Any, run_id: str, top: int = 5) -> list[dict[str, Any]]:
+    """The run's customers most likely to churn, with their reasons (empty without a model)."""
+    import ibis
+
+    t = ws.engine.table("customer_scores")
+    if "churn_risk" not in t.columns:
+        return []
+    t = t.filter((t.run_id == run_id) & t.churn_risk.notnull())
+    return t.order_by(ibis.desc("churn_risk")).limit(top).select(
+        "customer_id", "tier", "churn_risk", "churn_reasons").to_pyarrow().to_pylist()
+
+
+def _show_churn(rows: list[dict[str, Any]]) -> None:
+    import json as jsonlib
+
+    from kehu.models.churn.reasons import render
+
+    if not rows:
+        return
+    t = Table(title=_("Customers most likely to churn"))
+    for label in (_("customer"), _("tier"), _("churn risk"), _("why")):
+        t.add_column(label)
+    for r in rows:
+        why = "; ".join(render(x) for x in jsonlib.loads(r["churn_reasons"] or "[]"))
+        t.add_row(r["customer_id"], str(r["tier"]), f"{r['churn_risk']:.0%}", why)
+    console.print(t)
 
 
 def _show_value(value: dict[str, Any]) -> None:
