@@ -48,7 +48,8 @@ _TEMPLATES: dict[str, Callable[[float], str | None]] = {
     "frequency_trend_90d": lambda v: _("purchases fell {pct} % in the last 90 days (vs the "
                                        "90 days before)").format(pct=_int(-100 * v))
     if v < 0 else None,
-    "days_since_last_purchase": lambda v: _("no purchase for {n} days").format(n=_int(v)),
+    "days_since_last_purchase": lambda v: _("no purchase for {n} days").format(n=_int(v))
+    if v >= 30 else None,
     "purchases_90d": lambda v: _("only {n} purchase days in the last 90 days").format(
         n=_int(v)),
     "spend_90d": lambda v: _("spent only ¥{n} in the last 90 days").format(n=_int(v)),
@@ -65,7 +66,7 @@ _TEMPLATES: dict[str, Callable[[float], str | None]] = {
     "overdue_amount": lambda v: _("¥{n} overdue").format(n=_int(v)) if v > 0 else None,
     "last_nps": lambda v: _("last NPS answer was {n} of 10").format(n=_int(v)),
     "days_since_last_interaction": lambda v: _("no contact with us for {n} days").format(
-        n=_int(v)),
+        n=_int(v)) if v >= 30 else None,
     "tenure_days": lambda v: _("first purchase only {n} days ago").format(n=_int(v)),
     "days_since_signup": lambda v: _("joined only {n} days ago").format(n=_int(v)),
 }
