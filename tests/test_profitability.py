@@ -83,6 +83,18 @@ def test_value_decomposition_and_run(ws: Workspace) -> None:
     assert (s.total_value - s.historical_value - s.current_value - s.potential_value).abs() \
         .max() < 1e-6
     assert s.current_value.sum() > 0
+    # with products, potential value is the 12-month expected margin of the top offers
+    from kehu.analytics.run import POTENTIAL_OFFERS, POTENTIAL_PRIOR_CANDIDATES
+    from kehu.models.crosssell import next_best_offers
+
+    offers = next_best_offers(ws.engine, AS_OF, POTENTIAL_OFFERS, horizon_days=365,
+                              prior_candidates=POTENTIAL_PRIOR_CANDIDATES).to_pandas()
+    assert (offers.groupby("customer_id")["rank"].max() <= POTENTIAL_OFFERS).all()
+    exp_pv = offers.groupby("customer_id").expected_margin.sum()
+    pv = s.set_index("customer_id").potential_value
+    assert (s.potential_basis == "cross_sell").all()
+    np.testing.assert_allclose(pv.loc[exp_pv.index], exp_pv, rtol=1e-9)
+    assert (pv.drop(exp_pv.index) == 0).all() and exp_pv.sum() > 0
     # buyers always have a stage; only customers who signed up after the date have none
     assert s[s.frequency.notna()].lifecycle_stage.notna().all()
     cust = ws.warehouse.read("customers", ["customer_id", "signup_date"]).to_pandas()

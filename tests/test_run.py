@@ -42,6 +42,8 @@ def test_runs_append_history(ws: Workspace) -> None:
     # CLV: probabilities in [0, 1]; more frequent buyers are worth more on average
     assert b.p_alive.between(0, 1).all()
     assert b[b.frequency >= 5].clv.mean() > b[b.frequency == 1].clv.mean()
+    # CDNOW has no products: nothing to cross-sell, so potential value is the peer gap
+    assert (b.potential_basis == "peer_gap").all()
     # the calibration-period CLV model is the published one (weeks vs days scale alpha)
     p = first.clv["bgnbd"]
     assert p["r"] == pytest.approx(0.2516, abs=2e-3)  # full CDNOW, days: see test_clv for FHL

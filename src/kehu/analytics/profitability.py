@@ -84,15 +84,21 @@ def profitability(transactions: Table, tickets: Table, contacts: Table, campaign
 
 
 def value_decomposition(profit: Table, clv: Table, customers: Table, trailing: Table,
-                        as_of: date) -> Table:
+                        as_of: date, cross_sell: Table | None = None) -> Table:
     """Historical value (profit realised to date), current value (CLV: expected future margin
-    if behaviour stays as it is) and potential value: the gap between the customer's
-    trailing-12-month margin and the median of their peers (same region and tenure band:
-    under 1 year, 1–3 years, 3 years and more), when positive — the value reachable by
-    cross-sell, up-sell or referral until propensity models provide a better estimate.
+    if behaviour stays as it is) and potential value — the value reachable by cross-sell and
+    up-sell:
 
-    ``clv`` has ``customer_id, clv``; ``trailing`` has ``customer_id, margin`` (12 months);
-    ``customers`` the profile with ``region`` and ``signup_date``.
+    - with ``cross_sell`` (``customer_id, potential_value``: the expected margin of the
+      customer's next best offers over the next 12 months, from the propensity model in
+      :mod:`kehu.models.crosssell`), that value, 0 for customers without offers;
+    - otherwise the gap between the customer's trailing-12-month margin and the median of
+      their peers (same region and tenure band: under 1 year, 1–3 years, 3 years and more),
+      when positive.
+
+    ``potential_basis`` says which (``cross_sell`` or ``peer_gap``). ``clv`` has
+    ``customer_id, clv``; ``trailing`` has ``customer_id, margin`` (12 months); ``customers``
+    the profile with ``region`` and ``signup_date``.
     """
     c = customers.select("customer_id", "region", "signup_date")
     j = (c.left_join(profit.select("customer_id", historical_value="profit"), "customer_id")
@@ -105,6 +111,14 @@ def value_decomposition(profit: Table, clv: Table, customers: Table, trailing: T
                  historical_value=j.historical_value.fill_null(0.0),
                  current_value=j.current_value.fill_null(0.0),
                  margin_12m=j.margin_12m.fill_null(0.0))
-    peer = j.margin_12m.median().over(group_by=[j.region, j.tenure_band])
-    j = j.mutate(potential_value=ibis.greatest(peer - j.margin_12m, 0.0))
+    if cross_sell is None:
+        peer = j.margin_12m.median().over(group_by=[j.region, j.tenure_band])
+        j = j.mutate(potential_value=ibis.greatest(peer - j.margin_12m, 0.0),
+                     potential_basis=ibis.literal("peer_gap"))
+    else:
+        x = cross_sell.select("customer_id", xs="potential_value")
+        k = j.left_join(x, "customer_id")
+        j = k.select(*[k[c] for c in j.columns],
+                     potential_value=k.xs.fill_null(0.0).cast("float64"),
+                     potential_basis=ibis.literal("cross_sell"))
     return j.mutate(total_value=j.historical_value + j.current_value + j.potential_value)

@@ -21,6 +21,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute
 
 from kehu.analytics.forecast import FittedClv
 from kehu.analytics.lifecycle import LifecycleRules, lifecycle
@@ -120,11 +121,12 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
     clv_t = ibis.memtable(clv_cols["clv"].reset_index()) if clv_cols is not None else \
         ibis.memtable({"customer_id": ["-"], "clv": [0.0]})
     trailing = trailing_value(tx, eng.table("customers"), as_of)
-    value = value_decomposition(prof, clv_t, eng.table("customers"), trailing, as_of)
+    value = value_decomposition(prof, clv_t, eng.table("customers"), trailing, as_of,
+                                cross_sell=_cross_sell_potential(eng, as_of, report))
     extra = prof.select("customer_id", "revenue", "product_cost", "discounts", "service_cost",
                         "marketing_cost", "profit", "unprofitable", "main_cost").join(
         value.select("customer_id", "historical_value", "current_value", "potential_value",
-                     "total_value"), "customer_id")
+                     "potential_basis", "total_value"), "customer_id")
     base = base.join(extra.to_pandas().set_index("customer_id"), how="left")
     laps("profitability_value")
     base = base.reset_index()
@@ -214,6 +216,34 @@ def _snapshot_saved_segments(ws: Workspace, run_id: str, report: RunReport) -> N
         except KehuError as exc:
             report.notes.append(_("Segment {name} skipped: {err}").format(name=d.name,
                                                                            err=exc))
+
+
+#: next best offers behind the potential value: how many per customer, and how many of the
+#: segment's most adopted products join the rule-based candidates (fewer than the
+#: ``kehu crosssell offers`` default of 50, to keep the run's work at 1 M customers bounded)
+POTENTIAL_OFFERS = 3
+POTENTIAL_PRIOR_CANDIDATES = 10
+
+
+def _cross_sell_potential(eng: Any, as_of: date, report: RunReport) -> Any:
+    """Per customer: the expected margin over the next 12 months of their top offers (the
+    cross-sell propensity model); None when there is no product data to propose anything,
+    and the value decomposition falls back to the peer gap."""
+    from kehu.models.crosssell import offers_expr
+
+    try:
+        o = offers_expr(eng, as_of, POTENTIAL_OFFERS, horizon_days=365,
+                        prior_candidates=POTENTIAL_PRIOR_CANDIDATES)
+        v = o.group_by("customer_id").aggregate(potential_value=o.expected_margin.sum())
+        table = v.to_pyarrow()
+    except KehuError as exc:
+        report.notes.append(_("Potential value from the peer gap: {err}").format(err=exc))
+        return None
+    if table.num_rows == 0 or not pa.compute.sum(table.column("potential_value")).as_py():
+        report.notes.append(_("Potential value from the peer gap: no product data to base "
+                              "cross-sell offers on."))
+        return None
+    return ibis.memtable(table)
 
 
 def _churn(ws: Workspace, as_of: date, report: RunReport) -> pd.DataFrame | None:

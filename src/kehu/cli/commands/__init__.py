@@ -22,6 +22,8 @@ MODULES = (
     "churn",
     "crosssell",
     "risk",
+    "response",
+    "simulate",
 )
 
 
