@@ -7,7 +7,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import bench_basket, bench_clv, bench_cube, bench_generate, bench_import
+from benchmarks import (
+    bench_basket,
+    bench_churn,
+    bench_clv,
+    bench_cube,
+    bench_generate,
+    bench_import,
+)
 
 
 def main() -> None:
@@ -27,6 +34,8 @@ def main() -> None:
     sys.argv = [argv0, "--customers", customers, "--lines", str(rows), "--repeat",
                 str(max(repeat, 3))]
     bench_cube.main()
+    sys.argv = [argv0, "--customers", customers, "--lines", str(rows)]
+    bench_churn.main()
     sys.argv = [argv0, "--customers", "20000" if args.quick else "200000", "--lines",
                 str(rows), "--repeat", str(repeat)]
     bench_basket.main()

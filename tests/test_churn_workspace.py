@@ -233,3 +233,21 @@ def test_cli_fit_models_and_analytics(demo: tuple[Workspace, Path]) -> None:
     r = run(app, ["churn", "fit", "-w", str(ws.root), "--window", "3"])
     assert isinstance(r.exception, KehuInputError) and r.exception.exit_code == 2
     assert "The '--window' parameter must be between 7 and 730 days. Got 3" in str(r.exception)
+
+
+def test_churn_rates_by_saved_segment(demo: tuple[Workspace, Path]) -> None:
+    from kehu.models.churn.analytics import churn_rates
+    from kehu.segments import SegmentSpec, evaluate
+
+    ws, _ = demo
+    spec = SegmentSpec.parse({"name": "华东", "rule": {"field": "region", "op": "in",
+                                                      "value": ["上海", "江苏", "浙江"]}})
+    size = evaluate(ws, spec, snapshot=True).size
+    got = churn_rates(ws.engine, CUT, CUT + timedelta(days=180), "segment").to_pandas()
+    lab = labels(ws.engine, CUT, ChurnDefinition(kind="events", window_days=180)).to_pandas()
+    m = ws.warehouse.read("segment_members").to_pandas()
+    m = m[m.snapshot_at == m.snapshot_at.max()]
+    assert size == len(m) > 0
+    exp = lab[lab.customer_id.isin(set(m.customer_id))]
+    row = got.set_index("segment").loc["华东"]
+    assert row.customers == len(exp) > 0 and row.churned == exp.churned.sum()

@@ -265,3 +265,17 @@ def test_cli_json(demo: tuple[Workspace, object]) -> None:
     res = runner.invoke(app, ["crosssell", "rules", "--min-support", "0", "-w", root],
                         env={"KEHU_LANG": "en"})
     assert isinstance(res.exception, KehuInputError) and "min_support" in str(res.exception)
+
+
+def test_cli_evaluation_is_kept_in_the_registry(demo: tuple[Workspace, object]) -> None:
+    from kehu.models import registry
+
+    ws = demo[0]
+    res = CliRunner().invoke(app, ["crosssell", "evaluate", "--k", "3", "--json", "-w",
+                                   str(ws.root)], env={"KEHU_LANG": "en"})
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    rec = registry.get(ws, out["model_id"])
+    assert rec.kind == "crosssell" and rec.details["params"]["k"] == 3
+    assert rec.details["holdout"]["kehu"]["hit_rate"] == out["kehu"]["hit_rate"]
+    assert rec.details["holdout"]["popularity"]["hits"] == out["popularity"]["hits"]

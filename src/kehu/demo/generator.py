@@ -39,6 +39,9 @@ CLASS_NAMES = np.array(["low", "mid", "high", "vip"], dtype=object)
 TIER_LABEL = np.array(["普通", "银卡", "金卡", "钻石"], dtype=object)
 CAMPAIGN_EFFECT = 0.05     # treatment response rate − control response rate
 CAMPAIGN_BASE = 0.03
+#: response (with and without contact) scales with the value class: the better customers
+#: respond more, so a response model has something observable to learn
+RESPONSE_MULT = np.array([0.5, 1.0, 1.6, 2.4])
 CHANNEL_EN = np.array(["app", "store", "web"], dtype=object)   # sorted, for searchsorted
 CHANNEL_ZH = np.array(["app", "门店", "网站"], dtype=object)
 #: usage products the planted telco patterns bill (appended to the telco catalogue file)
@@ -104,6 +107,8 @@ class _Company:
         self.dirty = dirty
         self.products, self.pairs = CATALOGUES[industry]
         self.truth_rows: list[dict[str, Any]] = []
+        #: campaign -> [sum of response multipliers, contacts] over all chunks
+        self.response_mult: dict[int, list[float]] = {}
         self.fraud_rows: list[tuple[str, str]] = []     # (customer_id, pattern)
         self._bill_mean: np.ndarray | None = None       # mean monthly bill of the chunk
         #: planted rows, written after all chunks so every other row keeps its position
@@ -286,7 +291,7 @@ class _Company:
         if self.payments is not None:
             self._write_payments(rng, ids, spend, churned, active_start, active_end,
                                  alive_in_window)
-        self._write_campaigns(rng, ids, active_start, active_end, lo)
+        self._write_campaigns(rng, ids, active_start, active_end, lo, cls)
         self._write_surveys_referrals(rng, ids, complaints, signup, active_start, active_end,
                                       alive_in_window, lo)
         self._write_churn(rng, ids, churned & alive_in_window, churn_at, complaints, spend)
@@ -719,13 +724,17 @@ class _Company:
 
     # -- campaigns, surveys, referrals, churn -----------------------------------------------
     def _write_campaigns(self, rng: np.random.Generator, ids: np.ndarray, a: np.ndarray,
-                         b: np.ndarray, lo: int) -> None:
+                         b: np.ndarray, lo: int, cls: np.ndarray) -> None:
         for c, day in enumerate(self.campaign_days, start=1):
             active = np.flatnonzero((a <= day) & (b > day))
             chosen = active[rng.random(len(active)) < 0.2]
             crng = np.random.default_rng([self.seed, 777, c, lo])  # the recorded control seed
             control = crng.random(len(chosen)) < 0.10
-            p = np.where(control, CAMPAIGN_BASE, CAMPAIGN_BASE + CAMPAIGN_EFFECT)
+            mult = RESPONSE_MULT[cls[chosen]]
+            acc = self.response_mult.setdefault(c, [0.0, 0])
+            acc[0] += float(mult.sum())
+            acc[1] += len(chosen)
+            p = mult * np.where(control, CAMPAIGN_BASE, CAMPAIGN_BASE + CAMPAIGN_EFFECT)
             responded = rng.random(len(chosen)) < p
             when = day.astype("datetime64[s]") + (9 * 3600 + rng.integers(0, 3600, len(chosen))
                                               ).astype("timedelta64[s]")
@@ -810,10 +819,14 @@ class _Company:
         pq.write_table(pa.table({"product_a": [a for a, _ in self.pairs],
                                  "product_b": [b for _, b in self.pairs]}),
                        t / "affinity_pairs.parquet")
+        mean_mult = [self.response_mult[c][0] / self.response_mult[c][1]
+                     if self.response_mult.get(c, [0, 0])[1] else 1.0 for c in (1, 2, 3)]
         pq.write_table(pa.table({
             "campaign_id": ["CMP1", "CMP2", "CMP3"],
-            "control_share": [0.10] * 3, "base_response_rate": [CAMPAIGN_BASE] * 3,
-            "true_effect": [CAMPAIGN_EFFECT] * 3,
+            "control_share": [0.10] * 3,
+            # expected over the contacted customers (response scales with the value class)
+            "base_response_rate": [CAMPAIGN_BASE * m for m in mean_mult],
+            "true_effect": [CAMPAIGN_EFFECT * m for m in mean_mult],
             "control_seed": [f"default_rng([{self.seed}, 777, {c}, chunk_start])"
                              for c in (1, 2, 3)]}), t / "campaigns.parquet")
 

@@ -350,3 +350,18 @@ def _positive(name: str, value: int) -> None:
     if not isinstance(value, int) or value < 1:
         raise KehuInputError(_("The '{name}' parameter must be an int >= 1. Got {v!r} instead."
                                ).format(name=name, v=value))
+
+
+def register_evaluation(ws: Any, result: dict[str, Any], options: dict[str, Any]) -> str:
+    """Store a hold-out evaluation in the model registry (kind ``crosssell``): the options
+    the offers were made with and the metrics of kehu and the popularity baseline, so every
+    evaluation is kept and comparable. Returns the model id."""
+    from kehu.models import registry
+
+    details = {"params": options, "holdout": {
+        k: v for k, v in result.items() if k not in ("as_of", "cutoff")},
+        "cutoffs": {"offers": str(result["cutoff"]), "holdout": f"{result['cutoff']} .. "
+                                                                f"{result['as_of']}"}}
+    rec = registry.register(ws, "crosssell", {"options": options}, result["as_of"],
+                            "rules+segment prior", details)
+    return rec.model_id

@@ -193,8 +193,8 @@ def _period(start: str | None, end: str | None, ws: Any) -> tuple[date, date]:
 
 def rates(
     by: Annotated[str, typer.Option("--by", help="tier, rfm_class, lifecycle_stage, region, "
-                                    "city, account_manager_id, customer_type, gender or "
-                                    "product_id.")] = "tier",
+                                    "city, account_manager_id, customer_type, gender, "
+                                    "product_id or segment (saved segments).")] = "tier",
     start: Annotated[str | None, typer.Option("--start", help="Start of the period (default: "
                                               "a year before --end).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="End of the period (default: the "

@@ -144,13 +144,15 @@ def evaluate_command(
     json: JsonOpt = False,
 ) -> None:
     """Offer on data before the hold-out window; count who bought an offered product in it."""
-    from kehu.models.crosssell import evaluate_holdout
+    from kehu.models.crosssell import evaluate_holdout, register_evaluation
 
     require_positive("--holdout-days", holdout_days)
     require_positive("--k", k)
     ws = open_workspace(workspace)
     res = evaluate_holdout(ws.engine, _as_of(as_of), holdout_days=holdout_days, k=k,
                            segment_by=by)
+    res["model_id"] = register_evaluation(ws, res, {"holdout_days": holdout_days, "k": k,
+                                                    "segment_by": by})
     ws.close()
     if json:
         emit_json(res)

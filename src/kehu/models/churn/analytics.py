@@ -22,15 +22,16 @@ if TYPE_CHECKING:
 
 SCORE_DIMS = ("tier", "rfm_class", "lifecycle_stage")
 PROFILE_DIMS = ("region", "city", "account_manager_id", "customer_type", "gender")
-RATE_DIMS = (*SCORE_DIMS, *PROFILE_DIMS, "product_id")
+RATE_DIMS = (*SCORE_DIMS, *PROFILE_DIMS, "product_id", "segment")
 
 
 def churn_rates(engine: Engine, start: date, end: date, by: str,
                 definition: ChurnDefinition | None = None) -> Table:
     """Customers at risk at ``start`` (the definition's population), how many churned in
     (start, end], and the rate, by ``by``: a score dimension (from the latest run), a
-    profile column, or ``product_id`` (products held under a contract at ``start``; a
-    customer with two products counts in both)."""
+    profile column, ``product_id`` (products held under a contract at ``start``; a
+    customer with two products counts in both) or ``segment`` (the latest snapshot of every
+    saved segment; segments may overlap)."""
     from kehu.analytics.run import SCORES_TABLE
 
     if by not in RATE_DIMS:
@@ -48,6 +49,16 @@ def churn_rates(engine: Engine, start: date, end: date, by: str,
         s = engine.table(SCORES_TABLE)
         last = s.aggregate(r=s.run_id.max()).r.as_scalar()
         g = s.filter(s.run_id == last).select("customer_id", by)
+    elif by == "segment":
+        from kehu.segments.service import MEMBERS_TABLE
+
+        if not engine.warehouse.exists(MEMBERS_TABLE):
+            raise KehuInputError(_("Grouping by {by} needs the scores of an analysis run: run "
+                                   "'kehu run' first.").format(by="segment"))
+        m = engine.table(MEMBERS_TABLE)
+        latest = m.group_by("segment").aggregate(at=m.snapshot_at.max())
+        g = m.join(latest, [m.segment == latest.segment, m.snapshot_at == latest.at]).select(
+            m.customer_id, m.segment).distinct()
     elif by == "product_id":
         k = engine.table("contracts")
         lit = ibis.literal(start)
