@@ -321,3 +321,33 @@ def test_train_score_round_trip(small_csv: Path, tmp_path: Path) -> None:
                 scores["reason_2_contribution"].abs()).all()
     msg = _error("churn", "score", str(small_csv), str(data), "--out", str(tmp_path / "x.csv"))
     assert "is not a kehu churn model file" in msg
+
+
+def test_evaluate_on_the_demo_customer_export_with_a_churn_column(tmp_path: Path) -> None:
+    """The demo's own customer export (GBK, Chinese headers, planted dirty rows) with a
+    churn column added the way another system would export it: 是/否 from the churn log."""
+    from kehu.demo import generate
+
+    src = tmp_path / "src"
+    generate("retail", 3000, seed=11, out=src)
+    cust = pd.read_csv(src / "customers.csv", encoding="gb18030", dtype=str)
+    churn = pd.read_csv(src / "churn_events.csv", encoding="utf-8-sig", dtype=str)
+    gone = set(churn.iloc[:, 1])   # 客户编号
+    cust["是否流失"] = np.where(cust["客户编号"].isin(gone), "是", "否")
+    # days on the books, as billing systems export it (在网天数): text, blank when unknown
+    signup = pd.to_datetime(cust["注册日期"], errors="coerce")
+    cust["在网天数"] = (pd.Timestamp("2025-12-31") - signup).dt.days.astype("Int64") \
+        .astype(str).replace("<NA>", "")
+    path = tmp_path / "客户流失.csv"
+    cust.to_csv(path, index=False, encoding="gb18030")
+    r = runner.invoke(app, ["churn", "evaluate", str(path), "--label", "是否流失",
+                            "--positive", "是", "--id", "客户编号", "--folds", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["n"] == len(cust) - out["excluded_rows"]
+    assert out["positive_rate"] == pytest.approx((cust["是否流失"] == "是").mean(), abs=1e-9)
+    # churn over the whole history grows with the time on the books, and the hazard falls
+    # with the value class the member tier reflects: the model must find both
+    assert out["auc"] > 0.6, out
+    assert "在网天数" in out["features"]
+    assert "客户编号" not in out["features"]
