@@ -40,6 +40,7 @@ from kehu.i18n import _
 from kehu.ingest.coerce import _FALSE, _TRUE, clean_text, to_float
 
 OTHER = "(other)"
+_DATE_TEXT = re.compile(r"^\s*\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}")
 _ID_NAME = re.compile(r"(^|[\s_\-.])(id|no|number|key|uuid)$|编号|号码|账号|^id[\s_\-.]", re.I)
 
 
@@ -129,6 +130,9 @@ class ColumnTyper:
         low = {str(v).lower() for v in levels}
         if low <= set(_TRUE) | set(_FALSE) and len(levels) > 1:
             return "flag", []
+        sample = present.slice(0, 200).to_pylist()
+        if sum(bool(_DATE_TEXT.match(str(x))) for x in sample) > 0.8 * len(sample):
+            return "date", []   # dates as text: not a number (years would pass as one)
         v, bad = _floats(s)
         if bad <= self.max_bad_fraction * len(present) and np.isfinite(v).any():
             return self._numeric_kind(name, v, n), []
@@ -156,6 +160,8 @@ class ColumnTyper:
         if whole and len(uniq) == n and n >= 20 and (
                 _ID_NAME.search(name) or uniq[-1] - uniq[0] + 1 == n):
             return "id"
+        if whole and len(uniq) == len(present) >= 20 and uniq[0] >= 1e6:
+            return "id"   # unique long numbers: phone, card or account numbers
         if len(uniq) == 2 and set(uniq.tolist()) == {0.0, 1.0}:
             return "flag"
         return "numeric"
