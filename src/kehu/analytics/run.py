@@ -28,7 +28,7 @@ from kehu.analytics.lifecycle import LifecycleRules, lifecycle
 from kehu.analytics.profitability import profitability, value_decomposition
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
 from kehu.analytics.satisfaction import loyalty_index
-from kehu.analytics.summary import customer_summary
+from kehu.analytics.summary import customer_summary, last_transaction_day
 from kehu.analytics.tiers import TierScheme, tiers_as_of, trailing_value
 from kehu.errors import KehuError, KehuInputError
 from kehu.i18n import _
@@ -82,10 +82,7 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
     eng = ws.engine
     tx = eng.table("transactions")
     if as_of is None:
-        last = tx.transaction_time.max().to_pyarrow().as_py()
-        if last is None:
-            raise KehuInputError(_("No transactions yet: import some, or pass --as-of."))
-        as_of = last.date()
+        as_of = last_transaction_day(eng)
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
     laps("load")

@@ -19,13 +19,16 @@ on or before it appear.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import ibis
 from ibis.expr.types import Table
 
 from kehu.errors import KehuInputError
 from kehu.i18n import _
+
+if TYPE_CHECKING:
+    from kehu.warehouse import Engine
 
 UNITS = {"D": 1.0, "W": 7.0}
 
@@ -68,3 +71,11 @@ def customer_summary(transactions: Table, cutoff: date | datetime, freq: Literal
         T=cut_day.delta(out.first_day, unit="day").cast("float64") / unit,
         monetary_value=out.rep_spend.fill_null(0.0).cast("float64"),
     )
+
+
+def last_transaction_day(engine: Engine) -> date:
+    """The day of the last transaction: the default as-of date of every analytic."""
+    last = engine.table("transactions").transaction_time.max().to_pyarrow().as_py()
+    if last is None:
+        raise KehuInputError(_("No transactions yet: import some, or pass --as-of."))
+    return last.date() if isinstance(last, datetime) else last

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,20 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 
 def open_workspace(path: Path | None) -> Workspace:
     return Workspace.find(path)
+
+
+def parse_date(name: str, value: str | None) -> date | None:
+    """A date option (``None`` stays ``None``), or the standard message naming it."""
+    from kehu.errors import KehuInputError
+    from kehu.i18n import _
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise KehuInputError(_("The '{name}' parameter must be a date like 2025-06-30. Got "
+                               "{v!r} instead.").format(name=name, v=value)) from None
 
 
 def require_positive(name: str, value: int) -> None:

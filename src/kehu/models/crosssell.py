@@ -37,6 +37,7 @@ import pyarrow as pa
 from ibis.expr.types import Table
 
 from kehu.analytics.basket import association_rules
+from kehu.analytics.summary import last_transaction_day as last_day
 from kehu.errors import KehuInputError
 from kehu.i18n import _
 
@@ -51,15 +52,6 @@ RUN_SEGMENTS = ("lifecycle_stage", "cluster")
 SEGMENTS = ("none", *AS_OF_SEGMENTS, *PROFILE_SEGMENTS, *RUN_SEGMENTS)
 OFFER_COLUMNS = ("customer_id", "rank", "product_id", "propensity", "expected_margin",
                  "reason", "reason_confidence", "reason_lift", "segment", "prior", "margin")
-
-
-def last_day(engine: Engine) -> date:
-    """The day of the last transaction (the default ``as_of``)."""
-    tx = engine.table("transactions")
-    last = tx.transaction_time.max().to_pyarrow().as_py()
-    if last is None:
-        raise KehuInputError(_("No transactions yet: import some, or pass --as-of."))
-    return last.date() if hasattr(last, "date") else last
 
 
 def purchases(engine: Engine, as_of: date, since: date | None = None) -> Table:

@@ -9,23 +9,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, require_positive
+from kehu.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    open_workspace,
+    parse_date,
+    require_positive,
+)
 from kehu.cli.output import console, emit_json
 from kehu.errors import KehuInputError
 from kehu.i18n import _
 
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Cut-off date (default: the last "
                                              "transaction day).", show_default=False)]
-
-
-def _date(name: str, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise KehuInputError(_("The '{name}' parameter must be a date like 2025-06-30. Got "
-                               "{v!r} instead.").format(name=name, v=value)) from None
 
 
 def _pct(v: Any) -> str:
@@ -74,7 +70,7 @@ def fit(
     except ValueError as exc:
         raise KehuInputError(_("The '--window' parameter must be between 7 and 730 days. Got "
                                "{v} instead.").format(v=window)) from exc
-    rep = fit_model(ws, _date("--as-of", as_of), d, max_rows=max_rows)
+    rep = fit_model(ws, parse_date("--as-of", as_of), d, max_rows=max_rows)
     if json:
         emit_json(rep.to_dict())
         return
@@ -184,10 +180,10 @@ def warnings(
 
 
 def _period(start: str | None, end: str | None, ws: Any) -> tuple[date, date]:
-    from kehu.models.churn.service import last_day
+    from kehu.analytics.summary import last_transaction_day as last_day
 
-    e = _date("--end", end) or last_day(ws.engine)
-    s = _date("--start", start) or e - timedelta(days=365)
+    e = parse_date("--end", end) or last_day(ws.engine)
+    s = parse_date("--start", start) or e - timedelta(days=365)
     return s, e
 
 
@@ -229,7 +225,7 @@ def composition(
     from kehu.models.churn.analytics import as_records, churn_composition
 
     ws = open_workspace(workspace)
-    parts = churn_composition(ws.engine, _date("--start", start), _date("--end", end))
+    parts = churn_composition(ws.engine, parse_date("--start", start), parse_date("--end", end))
     if json:
         emit_json({k: as_records(v) for k, v in parts.items()})
         return

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, require_positive
+from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, parse_date, require_positive
 from kehu.cli.output import console, emit_json
-from kehu.errors import KehuInputError
 from kehu.i18n import _
 
 app = typer.Typer(help="Cross-sell and up-sell: association rules, next best offers.",
@@ -23,13 +22,7 @@ KOpt = Annotated[int, typer.Option("--k", help="Offers per customer.")]
 
 
 def _as_of(v: str | None) -> date | None:
-    if v is None:
-        return None
-    try:
-        return date.fromisoformat(v)
-    except ValueError:
-        raise KehuInputError(_("The '{name}' parameter must be a date like 2024-01-31. Got "
-                               "{v!r} instead.").format(name="--as-of", v=v)) from None
+    return parse_date("--as-of", v)
 
 
 def _fmt(v: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, require_positive
+from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, parse_date, require_positive
 from kehu.cli.output import console, emit_json
 from kehu.errors import KehuInputError
 from kehu.i18n import _
@@ -30,9 +30,7 @@ def _pct(v: Any) -> str:
 
 
 def _as_of(value: str | None) -> Any:
-    from kehu.cli.commands.churn_workspace import _date
-
-    return _date("--as-of", value)
+    return parse_date("--as-of", value)
 
 
 @app.command("fit")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, require_positive
+from kehu.cli.common import JsonOpt, WorkspaceOpt, open_workspace, parse_date, require_positive
 from kehu.cli.output import console, emit_json
 from kehu.errors import KehuInputError
 from kehu.i18n import _
@@ -23,13 +23,7 @@ TopOpt = Annotated[int, typer.Option("--top", help="Rows to show.")]
 
 
 def _as_of(v: str | None) -> date | None:
-    if v is None:
-        return None
-    try:
-        return date.fromisoformat(v)
-    except ValueError:
-        raise KehuInputError(_("The '{name}' parameter must be a date like 2024-01-31. Got "
-                               "{v!r} instead.").format(name="--as-of", v=v)) from None
+    return parse_date("--as-of", v)
 
 
 def _num(v: Any) -> str:

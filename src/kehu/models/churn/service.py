@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kehu.analytics.features import customer_features, feature_label
+from kehu.analytics.summary import last_transaction_day as last_day
 from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.models import registry
@@ -59,14 +60,6 @@ class ChurnFitReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def last_day(engine: Engine) -> date:
-    t = engine.table("transactions")
-    last = t.transaction_time.max().to_pyarrow().as_py()
-    if last is None:
-        raise KehuInputError(_("No transactions yet: import some, or pass --as-of."))
-    return last.date()
 
 
 def labelled_frame(engine: Engine, cutoff: date, d: ChurnDefinition) -> pd.DataFrame:

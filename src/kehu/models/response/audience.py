@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from kehu.analytics.features import customer_features
+from kehu.analytics.summary import last_transaction_day as last_day
 from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.models import registry
-from kehu.models.churn.service import last_day
 from kehu.models.response.frame import model_inputs
 from kehu.models.response.service import KIND, NO_TIER, count_interval
 from kehu.segments.spec import SegmentSpec

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from kehu.analytics.features import feature_label
+from kehu.analytics.summary import last_transaction_day as last_day
 from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.models import registry
 from kehu.models.churn.metrics import summary
-from kehu.models.churn.service import last_day
 from kehu.models.churn.tabular import ChurnClassifier
 from kehu.models.response.frame import contact_frame, model_inputs, time_split
 
