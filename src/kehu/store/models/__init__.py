@@ -6,7 +6,8 @@ from kehu.store.models.audit import AuditEntry
 from kehu.store.models.base import Base
 from kehu.store.models.crm import Assignment, LoggedInteraction, Note, Task
 from kehu.store.models.definitions import Definition
+from kehu.store.models.outreach import CampaignLaunch, DoNotContact, OutboxMessage
 from kehu.store.models.people import ApiToken, User
 
-__all__ = ["ApiToken", "Assignment", "AuditEntry", "Base", "Definition", "LoggedInteraction",
-           "Note", "Task", "User"]
+__all__ = ["ApiToken", "Assignment", "AuditEntry", "Base", "CampaignLaunch", "Definition",
+           "DoNotContact", "LoggedInteraction", "Note", "OutboxMessage", "Task", "User"]

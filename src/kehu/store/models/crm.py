@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.store.models.base import Base, Timestamped
 
-TASK_STATUSES = ("open", "done", "cancelled")
+TASK_STATUSES = ("open", "done", "snoozed", "dismissed", "cancelled")
+#: statuses in which a task's condition counts as still being handled (no second firing)
+OPEN_STATUSES = ("open", "snoozed")
 PRIORITIES = ("low", "normal", "high")
 
 
@@ -46,6 +48,10 @@ class Task(Timestamped, Base):
         CheckConstraint(f"status IN {TASK_STATUSES!r}", name="status"),
         CheckConstraint(f"priority IN {PRIORITIES!r}", name="priority"),
         Index("ix_tasks_assignee_status", "assignee_id", "status"),
+        # the same alert condition cannot have two open tasks, even under concurrent runs
+        Index("uq_tasks_open_dedup_key", "dedup_key", unique=True,
+              sqlite_where=text("status IN ('open', 'snoozed')"),
+              postgresql_where=text("status IN ('open', 'snoozed')")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,6 +64,12 @@ class Task(Timestamped, Base):
     priority: Mapped[str] = mapped_column(String(8), default="normal")
     origin: Mapped[str | None] = mapped_column(String(200))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: identity of the condition that created it (rule, customer, object), for deduplication
+    dedup_key: Mapped[str | None] = mapped_column(String(400))
+    #: team queue when no account manager is known
+    team: Mapped[str | None] = mapped_column(String(80))
+    snoozed_until: Mapped[date | None] = mapped_column(Date)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Assignment(Timestamped, Base):

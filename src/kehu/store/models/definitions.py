@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.store.models.base import Base, Timestamped
 
-KINDS = ("segment", "alert_rule", "campaign", "contact_policy")
+KINDS = ("segment", "alert_rule", "campaign", "contact_policy", "programme", "service_levels")
 
 
 class Definition(Timestamped, Base):
