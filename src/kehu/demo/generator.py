@@ -42,6 +42,7 @@ CAMPAIGN_BASE = 0.03
 #: response (with and without contact) scales with the value class: the better customers
 #: respond more, so a response model has something observable to learn
 RESPONSE_MULT = np.array([0.5, 1.0, 1.6, 2.4])
+RESPONSE_REVENUE_MEAN = 160.0
 CHANNEL_EN = np.array(["app", "store", "web"], dtype=object)   # sorted, for searchsorted
 CHANNEL_ZH = np.array(["app", "门店", "网站"], dtype=object)
 #: usage products the planted telco patterns bill (appended to the telco catalogue file)
@@ -74,7 +75,8 @@ def generate(industry: str, customers: int, seed: int, out: str | Path,
              start: date = date(2023, 1, 1), end: date = date(2025, 12, 31),
              dirty_rate: float = 0.02,
              progress: Callable[[float], None] | None = None,
-             chunk: int = CHUNK) -> GenerationSummary:
+             chunk: int = CHUNK,
+             campaign_effects: tuple[float, float, float] | None = None) -> GenerationSummary:
     """Write a demo company's source exports to ``out/`` and its ground truth to ``out/truth``.
 
     >>> import tempfile
@@ -94,14 +96,21 @@ def generate(industry: str, customers: int, seed: int, out: str | Path,
     if end <= start:
         raise KehuInputError(_("The end date {end} must be after the start date {start}.").format(
             end=end, start=start))
+    effects = campaign_effects or (CAMPAIGN_EFFECT,) * 3
+    if len(effects) != 3 or not all(-CAMPAIGN_BASE <= e <= 0.3 for e in effects):
+        raise KehuInputError(_("The campaign effects must be three response-rate differences "
+                               "between {lo} and 0.3. Got {v!r}.").format(lo=-CAMPAIGN_BASE,
+                                                                         v=effects))
     return _Company(industry, customers, seed, Path(out), start, end, dirty_rate,
-                    chunk).run(progress)
+                    chunk, tuple(effects)).run(progress)
 
 
 class _Company:
     def __init__(self, industry: str, n: int, seed: int, out: Path, start: date, end: date,
-                 dirty: float, chunk: int = CHUNK) -> None:
+                 dirty: float, chunk: int = CHUNK,
+                 effects: tuple[float, ...] = (CAMPAIGN_EFFECT,) * 3) -> None:
         self.chunk = chunk
+        self.effects = effects
         self.industry, self.n, self.seed, self.out = industry, n, seed, out
         self.start, self.end = np.datetime64(start, "D"), np.datetime64(end, "D")
         self.dirty = dirty
@@ -734,7 +743,7 @@ class _Company:
             acc = self.response_mult.setdefault(c, [0.0, 0])
             acc[0] += float(mult.sum())
             acc[1] += len(chosen)
-            p = mult * np.where(control, CAMPAIGN_BASE, CAMPAIGN_BASE + CAMPAIGN_EFFECT)
+            p = mult * np.where(control, CAMPAIGN_BASE, CAMPAIGN_BASE + self.effects[c - 1])
             responded = rng.random(len(chosen)) < p
             when = day.astype("datetime64[s]") + (9 * 3600 + rng.integers(0, 3600, len(chosen))
                                               ).astype("timedelta64[s]")
@@ -754,7 +763,7 @@ class _Company:
                 "response time": when[r] + (rng.integers(1, 20, len(r)) * 86400).astype(
                     "timedelta64[s]"),
                 "response type": np.full(len(r), "purchase", dtype=object),
-                "revenue": np.round(rng.gamma(2.0, 80.0, len(r)), 2)})
+                "revenue": np.round(rng.gamma(2.0, RESPONSE_REVENUE_MEAN / 2, len(r)), 2)})
 
     def _write_surveys_referrals(self, rng: np.random.Generator, ids: np.ndarray,
                                  complaints: np.ndarray, signup: np.ndarray, a: np.ndarray,
@@ -826,7 +835,11 @@ class _Company:
             "control_share": [0.10] * 3,
             # expected over the contacted customers (response scales with the value class)
             "base_response_rate": [CAMPAIGN_BASE * m for m in mean_mult],
-            "true_effect": [CAMPAIGN_EFFECT * m for m in mean_mult],
+            "true_effect": [e * m for e, m in zip(self.effects, mean_mult, strict=True)],
+            # a responder's revenue is gamma(2, 80): mean 160
+            "mean_response_revenue": [RESPONSE_REVENUE_MEAN] * 3,
+            "true_revenue_per_contact": [e * m * RESPONSE_REVENUE_MEAN
+                                         for e, m in zip(self.effects, mean_mult, strict=True)],
             "control_seed": [f"default_rng([{self.seed}, 777, {c}, chunk_start])"
                              for c in (1, 2, 3)]}), t / "campaigns.parquet")
 
