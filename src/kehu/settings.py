@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
+    #: settings of each channel adapter, e.g. ``[channels.smtp] host = "127.0.0.1"``;
+    #: validated by the adapter when it is used
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -45,7 +45,7 @@ from kehu.i18n import N_, _
 DID_LABEL = N_("weaker evidence: no randomised control")
 
 _BOOT_BLOCK = 50  # bootstrap draws per random stream (fixed: results do not depend on threads)
-_BOOT_CHUNK = 1 << 22  # resampled values held in memory at once per stream
+_BOOT_CHUNK = 1 << 21  # resampled values held in memory at once per stream
 _BOOT_PARALLEL = 20_000_000  # resampled values from which the streams run in threads
 
 
@@ -212,6 +212,9 @@ def mean_difference(treat: ArrayLike, control: ArrayLike, *, level: float = 0.95
     >>> b.method, b.low < b.estimate < b.high
     ('bootstrap', True)
     """
+    if method not in ("welch", "bootstrap"):
+        raise KehuInputError(_("The 'method' parameter must be 'welch' or 'bootstrap'. Got "
+                               "{value} instead.").format(value=repr(method)))
     level = _open_unit(level, "level")
     t, c = _values(treat, "treat"), _values(control, "control")
     mt, mc = float(t.mean()), float(c.mean())
@@ -223,9 +226,6 @@ def mean_difference(treat: ArrayLike, control: ArrayLike, *, level: float = 0.95
         a = (1 - level) / 2
         low, high = np.quantile(diffs, [a, 1 - a])
         se = diffs.std(ddof=1)
-    elif method != "welch":
-        raise KehuInputError(_("The 'method' parameter must be 'welch' or 'bootstrap'. Got "
-                               "{value} instead.").format(value=repr(method)))
     return Difference(float(est), float(low), float(high), float(se), float(p), int(t.size),
                       int(c.size), mt, mc, method, level)
 
@@ -254,10 +254,11 @@ def _boot_means(x: np.ndarray, n_boot: int, seq: np.random.SeedSequence) -> np.n
             per = max(1, _BOOT_CHUNK // n)
             for s in range(0, m.size, per):
                 mm = m[s:s + per]
-                idx = g.integers(0, rest.size, size=int(mm.sum()), dtype=np.uint32)
-                cum = np.concatenate(([0.0], np.cumsum(rest[idx])))
-                ends = np.cumsum(mm)
-                sums[s:s + per] += cum[ends] - cum[ends - mm]
+                drawn = np.take(rest, g.integers(0, rest.size, size=int(mm.sum())))
+                some = mm > 0
+                if some.any():
+                    starts = (np.cumsum(mm) - mm)[some]
+                    sums[s:s + per][some] += np.add.reduceat(drawn, starts)
         return sums / n
 
     workers = min(os.cpu_count() or 1, 8, len(blocks))
@@ -325,8 +326,8 @@ def scale(diff: Difference | Interval, n: int) -> Interval:
 
     >>> d = mean_difference([12.0, 0, 30, 0, 18, 0], [0.0, 10, 0, 0, 5, 0])
     >>> t = scale(d, 1000)
-    >>> t.estimate, t.low, t.high
-    (7500.0, -5500.0, 20500.0)
+    >>> round(t.estimate), round(t.low), round(t.high)
+    (7500, -5503, 20503)
     """
     n = _int_at_least(n, "n", 0)
     if diff.estimate is None or diff.low is None or diff.high is None:
@@ -365,17 +366,25 @@ def roi(incremental_margin: Difference | Interval, cost: float) -> Interval:
 # --------------------------------------------------------------------------- power
 
 
-def _power(lam: float, alpha: float) -> float:
+def _rate_power(n_t: Any, n_c: Any, p0: float, effect: float, alpha: float) -> Any:
+    """Power of the two-sided pooled z-test of two rates (scalars or arrays of group sizes).
+
+    Under the alternative the treated rate is ``p1 = p0 + effect``; the test statistic has
+    the pooled standard error ``se0`` (pooled rate ``(n_t p1 + n_c p0) / n``) in its critical
+    value and the unpooled ``se1`` as its spread — statsmodels' ``power_proportions_2indep``.
+    """
+    p1 = p0 + effect
+    pool = (n_t * p1 + n_c * p0) / (n_t + n_c)
+    se0 = np.sqrt(pool * (1 - pool) * (1 / n_t + 1 / n_c))
+    se1 = np.sqrt(p1 * (1 - p1) / n_t + p0 * (1 - p0) / n_c)
+    z = stats.norm.isf(alpha / 2)
+    return stats.norm.sf((z * se0 - effect) / se1) + stats.norm.cdf((-z * se0 - effect) / se1)
+
+
+def _mean_power(lam: float, alpha: float) -> float:
     """Power of the two-sided level-``alpha`` z-test when the true effect is ``lam`` s.e."""
     z = stats.norm.isf(alpha / 2)
     return float(stats.norm.sf(z - lam) + stats.norm.cdf(-z - lam))
-
-
-def _lambda_for(power: float, alpha: float) -> float:
-    """The effect in standard errors at which the two-sided z-test has ``power``."""
-    hi = stats.norm.isf(alpha / 2) + stats.norm.isf(1 - power) + 1
-    return float(optimize.brentq(lambda x: _power(x, alpha) - power, 0.0, hi, xtol=1e-14,
-                                 rtol=1e-15))
 
 
 def _split(n_audience: int, holdout: float) -> tuple[int, int]:
@@ -393,28 +402,42 @@ def _check_test(alpha: float, power: float) -> tuple[float, float]:
     return alpha, _open_unit(power, "power", alpha, 1.0)
 
 
+def _check_effect(base_rate: float, effect: float, name: str) -> float:
+    if not (isinstance(effect, int | float) and effect != 0 and 0 < base_rate + effect < 1):
+        raise KehuInputError(_("The '{name}' parameter must be a non-zero lift that keeps the "
+                               "treated rate (base rate + lift) in (0, 1). Got {value} with a "
+                               "base rate of {base} instead.").format(name=name, value=effect,
+                                                                      base=base_rate))
+    return float(effect)
+
+
 def minimum_detectable_effect(n_audience: int, holdout: float = 0.10, *, base_rate: float,
                               alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest absolute lift of a response rate (in rate points, 0.01 = one point) that a
-    two-sided level-``alpha`` test detects with ``power``.
+    """Smallest lift of a response rate (in rate points, 0.01 = one point) that the two-sided
+    level-``alpha`` pooled z-test of :func:`proportion_difference` detects with ``power``.
 
-    Normal approximation with the variance at ``base_rate`` in both groups:
-    ``se = sqrt(p (1 − p) (1/n_t + 1/n_c))``; the holdout is ``round(n_audience × holdout)``
-    customers, the rest are treated.
+    ``base_rate`` is the control group's expected rate; the holdout is
+    ``round(n_audience × holdout)`` customers, the rest are treated. Power as in
+    :func:`power_of_test`; ``inf`` when not even a treated rate of 100 % would do.
 
     >>> round(minimum_detectable_effect(10_000, 0.10, base_rate=0.05), 4)
-    0.0204
+    0.023
     """
     p = _open_unit(base_rate, "base_rate")
     alpha, power = _check_test(alpha, power)
     n_t, n_c = _split(n_audience, holdout)
-    return _lambda_for(power, alpha) * math.sqrt(p * (1 - p) * (1 / n_t + 1 / n_c))
+    top = 1 - p - 1e-12
+    if _rate_power(n_t, n_c, p, top, alpha) < power:
+        return math.inf
+    return float(optimize.brentq(lambda d: _rate_power(n_t, n_c, p, d, alpha) - power, 1e-12,
+                                 top, xtol=1e-15, rtol=1e-14))
 
 
 def minimum_detectable_mean_effect(n_audience: int, holdout: float = 0.10, *, sd: float,
                                    alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest absolute lift of a mean (per-customer revenue, ...) detectable with ``power``;
-    ``sd`` is the per-customer standard deviation of the outcome (e.g. from a past campaign).
+    """Smallest lift of a mean (per-customer revenue, ...) detectable with ``power`` by a
+    two-sided z-test; ``sd`` is the per-customer standard deviation of the outcome (e.g. from a
+    past campaign), taken as the same in both groups: ``se = sd sqrt(1/n_t + 1/n_c)``.
 
     >>> round(minimum_detectable_mean_effect(10_000, 0.10, sd=40.0), 2)
     3.74
@@ -424,54 +447,58 @@ def minimum_detectable_mean_effect(n_audience: int, holdout: float = 0.10, *, sd
                                "instead.").format(value=sd))
     alpha, power = _check_test(alpha, power)
     n_t, n_c = _split(n_audience, holdout)
-    return _lambda_for(power, alpha) * sd * math.sqrt(1 / n_t + 1 / n_c)
+    hi = stats.norm.isf(alpha / 2) + stats.norm.isf(1 - power) + 1
+    lam = optimize.brentq(lambda x: _mean_power(x, alpha) - power, 0.0, hi, xtol=1e-15,
+                          rtol=1e-14)
+    return float(lam * sd * math.sqrt(1 / n_t + 1 / n_c))
 
 
 def power_of_test(n_t: int, n_c: int, base_rate: float, effect: float,
                   alpha: float = 0.05) -> float:
-    """Power of the two-sided test of a response-rate lift ``effect`` (same approximation as
-    :func:`minimum_detectable_effect`).
+    """Power of the two-sided pooled z-test when the treated rate is ``base_rate + effect``.
+
+    Normal approximation with the pooled variance under the null and the unpooled one under
+    the alternative (as statsmodels' ``power_proportions_2indep``); both tails count.
 
     >>> round(power_of_test(9000, 1000, 0.05, 0.02), 3)
-    0.786
+    0.684
     """
     n_t, n_c = _int_at_least(n_t, "n_t", 1), _int_at_least(n_c, "n_c", 1)
     p = _open_unit(base_rate, "base_rate")
     alpha = _open_unit(alpha, "alpha")
-    se = math.sqrt(p * (1 - p) * (1 / n_t + 1 / n_c))
-    return _power(abs(float(effect)) / se, alpha)
+    return float(_rate_power(n_t, n_c, p, _check_effect(p, effect, "effect"), alpha))
 
 
 def holdout_for_power(n_audience: int, *, base_rate: float, expected_effect: float,
                       alpha: float = 0.05, power: float = 0.8) -> float | None:
-    """Smallest holdout fraction in [0.01, 0.5] whose test reaches ``power`` for
-    ``expected_effect`` (a multiple of ``1/n_audience``), or ``None`` if even 0.5 does not.
+    """Smallest holdout fraction in [0.01, 0.5] (a multiple of ``1/n_audience``) whose test
+    reaches ``power`` for ``expected_effect``, or ``None`` if none does.
 
     >>> holdout_for_power(10_000, base_rate=0.05, expected_effect=0.02)
-    0.1041
+    0.133
     >>> holdout_for_power(1_000, base_rate=0.05, expected_effect=0.005) is None
     True
     """
     p = _open_unit(base_rate, "base_rate")
     alpha, power = _check_test(alpha, power)
     n = _int_at_least(n_audience, "n_audience", 2)
-    if not expected_effect or not math.isfinite(expected_effect):
-        raise KehuInputError(_("The 'expected_effect' parameter must be a non-zero number. Got "
-                               "{value} instead.").format(value=expected_effect))
-
-    def reaches(h: float) -> bool:
-        return power_of_test(*_split(n, h), p, expected_effect, alpha) >= power
-
-    if not reaches(0.5):
+    effect = _check_effect(p, expected_effect, "expected_effect")
+    lo, hi = max(1, math.ceil(0.01 * n - 1e-9)), n // 2
+    if lo > hi:
         return None
-    if reaches(0.01):
-        return 0.01
-    # with fractional groups: p(1-p) / (n h (1-h)) = (effect / lambda)^2, solved for h
-    c = n * (expected_effect / _lambda_for(power, alpha)) ** 2 / (p * (1 - p))
-    n_c = max(1, math.ceil(n * (1 - math.sqrt(max(0.0, 1 - 4 / c))) / 2 - 1e-9))
-    while n_c < n / 2 and not reaches(n_c / n):
-        n_c += 1
-    return min(n_c / n, 0.5)
+    # power rises with the holdout, peaks (at most at 1/2) and may fall: scan, then refine
+    grid = np.unique(np.linspace(lo, hi, min(hi - lo + 1, 100_001)).round().astype(np.int64))
+    ok = np.flatnonzero(_rate_power(n - grid, grid, p, effect, alpha) >= power)
+    if not ok.size:
+        return None
+    first = int(ok[0])
+    if first == 0:
+        return float(grid[0] / n)
+    a, b = int(grid[first - 1]), int(grid[first])  # power(a) < target <= power(b)
+    while b - a > 1:
+        mid = (a + b) // 2
+        a, b = (a, mid) if _rate_power(n - mid, mid, p, effect, alpha) >= power else (mid, b)
+    return float(b / n)
 
 
 def plan_power(n_audience: int, holdout: float = 0.10, *, base_rate: float,
@@ -481,11 +508,11 @@ def plan_power(n_audience: int, holdout: float = 0.10, *, base_rate: float,
 
     >>> plan = plan_power(10_000, 0.05, base_rate=0.05, expected_effect=0.02)
     >>> round(plan.power, 2), plan.suggested_holdout
-    (0.52, 0.1041)
+    (0.39, 0.133)
     >>> print(plan.warning)  # doctest: +NORMALIZE_WHITESPACE
-    Only 52 % power to detect the expected lift of 2.00 percentage points (target 80 %):
-    with 500 customers held out, the smallest detectable lift is 2.80 points. Hold out
-    10.4 % of the audience to reach the target.
+    Only 39 % power to detect the expected lift of 2.00 percentage points (target 80 %):
+    with 500 customers held out, the smallest detectable lift is 3.31 points. Hold out
+    13.3 % of the audience to reach the target.
     """
     n_t, n_c = _split(n_audience, holdout)
     mde = minimum_detectable_effect(n_audience, holdout, base_rate=base_rate, alpha=alpha,
@@ -502,15 +529,15 @@ def plan_power(n_audience: int, holdout: float = 0.10, *, base_rate: float,
         if suggested is None:
             warning = _("Only {power} % power to detect the expected lift of {effect} "
                         "percentage points (target {target} %): with {n_control} customers "
-                        "held out, the smallest detectable lift is {mde} points. Even a 50 % "
-                        "holdout is not enough; enlarge the audience or expect a larger "
+                        "held out, the smallest detectable lift is {mde} points. No holdout up "
+                        "to 50 % is enough; enlarge the audience or expect a larger "
                         "effect.").format(**fields)
         else:
             warning = _("Only {power} % power to detect the expected lift of {effect} "
                         "percentage points (target {target} %): with {n_control} customers "
                         "held out, the smallest detectable lift is {mde} points. Hold out "
                         "{holdout} % of the audience to reach the target.").format(
-                holdout=f"{100 * suggested:.1f}", **fields)
+                holdout=f"{math.ceil(1000 * suggested - 1e-9) / 10:.1f}", **fields)
     return PowerPlan(n_t, n_c, float(base_rate), float(expected_effect), mde, pw,
                      float(target_power), float(alpha), suggested, warning)
 
@@ -604,11 +631,8 @@ def uplift_by_group(group_labels: ArrayLike, treated: ArrayLike, outcome: ArrayL
     come last.
 
     >>> df = uplift_by_group(["a"] * 4 + ["b"] * 4, [1, 1, 0, 0] * 2, [1, 1, 0, 0, 1, 0, 1, 0])
-    >>> df[["n_t", "n_c", "uplift", "incremental_responses"]]
-           n_t  n_c  uplift  incremental_responses
-    group
-    a        2    2     1.0                    2.0
-    b        2    2     0.0                    0.0
+    >>> df.index.tolist(), df["uplift"].tolist(), df["incremental_responses"].tolist()
+    (['a', 'b'], [1.0, 0.0], [2.0, 0.0])
     """
     level = _open_unit(level, "level")
     t = _binary(treated, "treated")
@@ -624,7 +648,7 @@ def uplift_by_group(group_labels: ArrayLike, treated: ArrayLike, outcome: ArrayL
     agg: dict[str, tuple[str, str]] = {"n": ("y", "size"), "x": ("y", "sum")}
     if revenue is not None:
         agg |= {"m": ("r", "mean"), "v": ("r", "var")}
-    cells = frame.groupby(["group", "t"], sort=True).agg(**agg).unstack("t")  # type: ignore[call-overload]
+    cells = frame.groupby(["group", "t"], sort=True).agg(**agg).unstack("t")
     groups = cells.index
 
     def col(name: str, arm: bool) -> np.ndarray:

@@ -44,3 +44,13 @@ def require_positive(name: str, value: int) -> None:
     if value < 1:
         raise KehuInputError(_("The '{name}' parameter must be an int >= 1. Got {v} instead.")
                              .format(name=name, v=value))
+
+
+def cli_actor() -> str:
+    """Who the audit log names for a command run from the shell: ``cli:<login>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (containers)
+        return "cli"

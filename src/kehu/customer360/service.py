@@ -36,6 +36,9 @@ class Customer360(BaseModel):
     #: the customer's results in the latest analysis run (RFM class, tier, lifecycle stage,
     #: CLV, P(alive), value decomposition …); empty before the first ``kehu run``
     scores: dict[str, Any] = Field(default_factory=dict)
+    #: the customer's tier and the service level it entitles them to (dedicated manager,
+    #: response-time target, maximum discount, priority queue, channels; MISSION C6)
+    service_level: dict[str, Any] | None = None
     counts: dict[str, int] = Field(default_factory=dict)
     timeline: list[TimelineItem] = Field(default_factory=list)
     timeline_total: int = 0
@@ -72,6 +75,11 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
             .to_pyarrow().to_pylist()
         if latest:
             scores = {k: v for k, v in latest[0].items() if k != "customer_id"}
+    from kehu.accounts.service_levels import service_level_for
+
+    level = service_level_for(ws, customer_id, tier=scores.get("tier") or None)
+    service_level = {"tier": level.tier, "tier_name": level.tier_name,
+                     "tier_source": level.tier_source, **level.level.model_dump()}
     parts = []
     for src in timeline_sources():
         if ws.warehouse.version(src.table) is None:
@@ -100,7 +108,8 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
         if limit is not None:
             items = items[:limit]
     return Customer360(customer_id=customer_id, profile=profile, attributes=attrs,
-                       account_manager=manager, scores=scores, counts=counts, timeline=items,
+                       account_manager=manager, scores=scores, service_level=service_level,
+                       counts=counts, timeline=items,
                        timeline_total=total)
 
 

@@ -34,7 +34,7 @@ SCORE_FIELDS = ("tier", "spend", "margin", "recency_days", "frequency", "repeat_
                 "p_alive", "expected_purchases_12m", "expected_spend", "clv", "revenue",
                 "loyalty_index",
                 "profit", "unprofitable", "historical_value", "current_value",
-                "potential_value", "total_value")
+                "potential_value", "total_value", "churn_risk")
 
 
 class Context:

@@ -31,6 +31,7 @@ from kehu.store.models import (
     Note,
     Task,
 )
+from kehu.store.models.crm import OPEN_STATUSES
 
 T = TypeVar("T", Note, LoggedInteraction, Task)
 
@@ -134,10 +135,12 @@ def create_task(store: AppStore, task: TaskIn, actor: str) -> Task:
 
 
 def list_tasks(store: AppStore, assignee_id: int | None = None, status: str | None = "open",
-               customer_id: str | None = None) -> list[Task]:
+               customer_id: str | None = None, team: str | None = None) -> list[Task]:
     q = select(Task)
     if assignee_id is not None:
         q = q.where(Task.assignee_id == assignee_id)
+    if team is not None:
+        q = q.where(Task.team == team)
     if status is not None:
         q = q.where(Task.status == status)
     if customer_id is not None:
@@ -147,15 +150,17 @@ def list_tasks(store: AppStore, assignee_id: int | None = None, status: str | No
 
 
 def complete_task(store: AppStore, task_id: int, actor: str,
-                  status: Literal["done", "cancelled"] = "done") -> Task:
+                  status: Literal["done", "cancelled", "dismissed"] = "done") -> Task:
+    """Close an open (or snoozed) task as done, cancelled or dismissed."""
     with store.session() as s:
         row = s.get(Task, task_id)
         if row is None:
             raise NotFoundError(_("No task with id {id}.").format(id=task_id))
-        if row.status != "open":
+        if row.status not in OPEN_STATUSES:
             raise KehuInputError(_("Task {id} is already {status}.").format(
                 id=task_id, status=row.status))
         row.status = status
+        row.snoozed_until = None
         row.completed_at = datetime.now(UTC)
         s.add(AuditEntry(actor=actor, action=status, object_type="task", object_id=str(task_id)))
     return row

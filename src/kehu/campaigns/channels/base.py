@@ -12,12 +12,15 @@ for each message whether it went out and, when it did not, whether trying again 
 ...     def send(self, messages):
 ...         return [SendResult.success() if m.recipient
 ...                 else SendResult.failure("no recipient", retryable=False) for m in messages]
->>> Echo().send([Message(channel="sms", recipient="13800000000"), Message(channel="sms")])
-[SendResult(ok=True, error=None, retryable=False), SendResult(ok=False, error='no recipient', retryable=False)]
->>> Echo({"colour": "red"})
-Traceback (most recent call last):
-...
-kehu.campaigns.channels.base.ChannelConfigError: Channel 'echo': unknown setting 'colour'; the settings are: (none).
+>>> for result in Echo().send([Message(channel="sms", recipient="138"), Message(channel="sms")]):
+...     print(result)
+SendResult(ok=True, error=None, retryable=False)
+SendResult(ok=False, error='no recipient', retryable=False)
+>>> try:
+...     Echo({"colour": "red"})
+... except ChannelConfigError as exc:
+...     print(exc)
+Channel 'echo': unknown setting 'colour'; the settings are: (none).
 """
 
 from __future__ import annotations
@@ -67,9 +70,13 @@ class Message:
         >>> Message(channel="sms", customer_id="C1", payload={"name": "王芳"}).fields()["name"]
         '王芳'
         """
-        out: dict[str, Any] = {"contact_id": self.contact_id, "campaign_id": self.campaign_id,
-                               "customer_id": self.customer_id, "channel": self.channel,
-                               "recipient": self.recipient}
+        out: dict[str, Any] = {
+            "contact_id": self.contact_id,
+            "campaign_id": self.campaign_id,
+            "customer_id": self.customer_id,
+            "channel": self.channel,
+            "recipient": self.recipient,
+        }
         out.update(self.payload)
         return out
 
@@ -119,6 +126,10 @@ class Channel(ABC, Generic[ConfigT]):
     #: True when :meth:`send` does not transport anything and the outbox table itself is
     #: the hand-over to an external sender (the rows stay pending for it)
     external_delivery: ClassVar[bool] = False
+    #: the outbox's message channels it can carry (``("email",)`` for e-mail); None: any.
+    #: :func:`~kehu.campaigns.outbox.deliver` takes only those, so an e-mail channel never
+    #: gets a phone number
+    message_channels: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: ConfigT = self.validate_config(config or {})
@@ -128,9 +139,12 @@ class Channel(ABC, Generic[ConfigT]):
         """The settings as ``config_model``; a :class:`ChannelConfigError` names each wrong
         setting, what it must be and what arrived."""
         if not isinstance(config, Mapping):
-            raise ChannelConfigError(_("Channel '{channel}': the settings must be a table of "
-                                       "name = value, got {value}.").format(
-                channel=cls.name, value=type(config).__name__))
+            raise ChannelConfigError(
+                _(
+                    "Channel '{channel}': the settings must be a table of "
+                    "name = value, got {value}."
+                ).format(channel=cls.name, value=type(config).__name__)
+            )
         try:
             return cls.config_model.model_validate(dict(config))
         except ValidationError as exc:
@@ -147,14 +161,18 @@ class Channel(ABC, Generic[ConfigT]):
         """Send ``messages``; one :class:`SendResult` per message, in the same order. A
         transport failure is reported in the results, not raised."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    def close(self) -> None:
         """Release connections or files (optional)."""
 
     def __enter__(self) -> Channel[ConfigT]:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -168,13 +186,24 @@ def settings_problems(channel: str, model: type[BaseModel], exc: ValidationError
     for err in exc.errors():
         setting = ".".join(str(x) for x in err["loc"]) or "?"
         if err["type"] == "extra_forbidden":
-            parts.append(_("Channel '{channel}': unknown setting '{setting}'; the settings are: "
-                           "{known}.").format(channel=channel, setting=setting, known=known))
+            parts.append(
+                _(
+                    "Channel '{channel}': unknown setting '{setting}'; the settings are: {known}."
+                ).format(channel=channel, setting=setting, known=known)
+            )
         elif err["type"] == "missing":
-            parts.append(_("Channel '{channel}': the setting '{setting}' is required.").format(
-                channel=channel, setting=setting))
+            parts.append(
+                _("Channel '{channel}': the setting '{setting}' is required.").format(
+                    channel=channel, setting=setting
+                )
+            )
         else:
-            parts.append(_("Channel '{channel}': the setting '{setting}' is wrong: {problem} "
-                           "(got {value!r}).").format(channel=channel, setting=setting,
-                                                      problem=err["msg"], value=err.get("input")))
+            parts.append(
+                _(
+                    "Channel '{channel}': the setting '{setting}' is wrong: {problem} "
+                    "(got {value!r})."
+                ).format(
+                    channel=channel, setting=setting, problem=err["msg"], value=err.get("input")
+                )
+            )
     return " ".join(parts)

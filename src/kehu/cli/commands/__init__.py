@@ -24,6 +24,9 @@ MODULES = (
     "risk",
     "response",
     "simulate",
+    "campaign",
+    "alerts",
+    "kpi",
 )
 
 

@@ -1,0 +1,324 @@
+"""Campaigns end to end (issue 5, C1–C3): plan, launch with a holdout under the contact policy,
+send through a real SMTP server, attribute and measure against independent calculations."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from datetime import date, timedelta
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from aiosmtpd.controller import Controller
+from scipy import stats as sps
+
+from kehu import Workspace
+from kehu.analytics.run import analysis_run
+from kehu.campaigns.launch import (
+    AUDIENCE_TABLE,
+    add_opt_out,
+    assign_groups,
+    launch,
+    launch_many,
+    plan,
+    send,
+    set_policy,
+)
+from kehu.campaigns.measure import measure
+from kehu.campaigns.spec import CampaignSpec, Cap, ContactPolicy
+from kehu.demo import generate
+from kehu.errors import KehuInputError
+from kehu.ingest.manifest import load_manifest
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    base = tmp_path_factory.mktemp("campws")
+    s = generate("retail", 5_000, seed=21, out=base / "src")
+    ws = Workspace.init(base / "ws")
+    load_manifest(ws, s.manifest)
+    analysis_run(ws)
+    return ws
+
+
+def _last_day(ws: Workspace) -> date:
+    from kehu.analytics.summary import last_transaction_day
+
+    return last_transaction_day(ws.engine)
+
+
+def _spec(ws: Workspace, cid: str, offset: int = 1, **kw: Any) -> CampaignSpec:
+    """A campaign starting ``offset`` days after the data (tests use distinct offsets so
+    the contact policy of one does not reach into another)."""
+    start = _last_day(ws) + timedelta(days=offset)
+    data: dict[str, Any] = {
+        "id": cid, "name": f"测试活动 {cid}", "channel": "sms", "goal": "cross_sell",
+        "audience": {"rule": {"field": "rfm_class", "op": "not_null"}},
+        "offers": {"default": {"text": "满200减30"}},
+        "schedule": {"start": start.isoformat()}, "cost_per_contact": 0.1,
+        "cost_fixed": 1000, "holdout": {"fraction": 0.2}}
+    data.update(kw)
+    return CampaignSpec.parse(data)
+
+
+def _table(ws: Workspace, name: str) -> pd.DataFrame:
+    return ws.warehouse.read(name).to_pandas()
+
+
+def test_holdout_is_stratified_and_reproducible() -> None:
+    tiers = ["a"] * 1000 + ["b"] * 300 + ["c"] * 7
+    g1 = assign_groups(tiers, 0.1, seed=42)
+    g2 = assign_groups(tiers, 0.1, seed=42)
+    assert (g1 == g2).all()
+    assert not (g1 == assign_groups(tiers, 0.1, seed=43)).all()
+    t = np.array(tiers)
+    assert g1[t == "a"].sum() == 100 and g1[t == "b"].sum() == 30
+    assert g1[t == "c"].sum() in (0, 1)
+    # the random rounding keeps the expected share exact for small strata
+    shares = [assign_groups(["c"] * 7, 0.1, seed=s).sum() for s in range(2000)]
+    assert abs(np.mean(shares) - 0.7) < 0.05
+
+
+def test_plan_reports_power_and_costs(demo: Workspace) -> None:
+    p = plan(demo, _spec(demo, "P1", expected_effect=0.001))
+    assert p.eligible > 1000 and p.contactable + p.suppressed == p.eligible
+    assert p.treatment + p.control == p.contactable
+    assert p.control == round(0.2 * p.contactable)
+    assert p.cost == pytest.approx(1000 + 0.1 * p.treatment)
+    # the warning: an effect of 0.1 point is far below what this audience can detect
+    assert p.power["power"] < 0.8 and p.warnings
+    # at the minimum detectable effect, statsmodels' power of the two-proportion test is 80 %
+    from statsmodels.stats.proportion import power_proportions_2indep
+
+    base = p.base_rate
+    pw = power_proportions_2indep(p.power["mde"], base, p.treatment,
+                                  ratio=p.control / p.treatment, alpha=0.05)
+    assert pw.power == pytest.approx(0.8, abs=0.01)
+    # the base rate is the past control groups' response rate, computed here
+    k = _table(demo, "campaign_contacts")
+    r = _table(demo, "responses")
+    ctrl = k[k.group == "control"]
+    hit = ctrl.merge(r[["campaign_id", "customer_id"]].drop_duplicates(), how="inner")
+    assert base == pytest.approx((len(hit) + 0.5) / (len(ctrl) + 1)) or p.base_rate_source.endswith(
+        "same_channel")
+
+
+def test_launch_policy_holdout_and_writes(demo: Workspace) -> None:
+    set_policy(demo, ContactPolicy(caps=[Cap(max_contacts=1, window_days=30)]), "tester")
+    high = _spec(demo, "L-HIGH", priority=5, audience={
+        "score_band": {"score": "total_value", "top": 800}})
+    low = _spec(demo, "L-LOW", priority=1, channel="phone")
+    first = plan(demo, high)
+    opted = first.customers.customer_id.iloc[0]
+    add_opt_out(demo, opted, "tester", channel="sms", reason="客户要求",
+                since=high.schedule.start)
+    reps = launch_many(demo, [low, high], "tester", seed=7)
+    by = {r.plan.campaign_id: r for r in reps}
+    k = _table(demo, "campaign_contacts")
+    mine = k[k.campaign_id.isin(["L-HIGH", "L-LOW"])]
+    treated = mine[mine.group == "treatment"]
+    # a cap of one contact per 30 days: nobody is treated by both
+    assert not treated.customer_id.duplicated().any()
+    # the higher priority got the top-value customers first: nobody of its contacts is in
+    # the lower one's contacts
+    assert not set(mine[mine.campaign_id == "L-HIGH"].customer_id) & set(
+        mine[mine.campaign_id == "L-LOW"].customer_id)
+    a = _table(demo, AUDIENCE_TABLE)
+    for cid, r in by.items():
+        snap = a[a.campaign_id == cid]
+        assert len(snap) == r.plan.eligible == snap.customer_id.nunique()
+        assert (snap.group == "suppressed").sum() == r.plan.suppressed
+        assert r.treatment + r.control == r.plan.contactable
+        assert (mine.campaign_id == cid).sum() == r.plan.contactable
+    sup = a[(a.campaign_id == "L-HIGH") & (a.group == "suppressed")]
+    assert sup.set_index("customer_id").rule[opted] == "opt_out"
+    low_sup = a[(a.campaign_id == "L-LOW") & (a.group == "suppressed")]
+    assert set(low_sup.rule) <= {"cap", "no_address", "opt_out"}
+    assert (low_sup.rule == "cap").sum() > 0
+    # a phone call needs a number: everyone without one is suppressed for L-LOW
+    cust = _table(demo, "customers").drop_duplicates("customer_id").set_index("customer_id")
+    contacted_low = mine[mine.campaign_id == "L-LOW"].customer_id
+    assert cust.loc[contacted_low, "phone"].notna().all()
+    no_phone = set(cust.index[cust.phone.isna()]) & set(a[a.campaign_id == "L-LOW"].customer_id)
+    assert no_phone <= set(low_sup.customer_id)
+    # holdout stratified by tier: per tier the control share is 20 % up to rounding
+    h = mine[mine.campaign_id == "L-HIGH"].merge(
+        a[a.campaign_id == "L-HIGH"][["customer_id", "tier"]], on="customer_id")
+    for _tier, g in h.groupby("tier"):
+        assert abs((g.group == "control").sum() - 0.2 * len(g)) <= 1
+    # the outbox holds one message per treated customer, with the offer rendered
+    from kehu.campaigns.outbox import outbox_status
+
+    counts = outbox_status(demo.store, "L-HIGH")
+    assert sum(v for v in _flatten(counts)) == by["L-HIGH"].treatment
+    with pytest.raises(KehuInputError, match="L-HIGH"):
+        launch(demo, high, "tester")
+    set_policy(demo, ContactPolicy(), "tester")
+
+
+def _flatten(counts: Any) -> list[int]:
+    if isinstance(counts, dict):
+        return [x for v in counts.values() for x in _flatten(v)]
+    if isinstance(counts, list):
+        return [x for v in counts for x in _flatten(v)]
+    return [int(counts)] if isinstance(counts, int) else []
+
+
+def _plant_purchases(ws: Workspace, spec: CampaignSpec, p_t: float, p_c: float,
+                     amount: float, seed: int) -> None:
+    """Purchases inside the attribution window: treatment buys with p_t, control with p_c."""
+    k = _table(ws, "campaign_contacts")
+    k = k[k.campaign_id == spec.id]
+    rng = np.random.default_rng(seed)
+    p = np.where(k.group == "treatment", p_t, p_c)
+    buy = k[rng.random(len(k)) < p]
+    schema = ws.warehouse.schema("transactions")
+    n = len(buy)
+    when = pd.to_datetime(buy.contact_time) + pd.to_timedelta(
+        rng.integers(1, spec.attribution_window_days, n), unit="D")
+    cols: dict[str, Any] = {
+        "transaction_id": [f"PLANT-{spec.id}-{i}" for i in range(n)],
+        "customer_id": buy.customer_id.tolist(), "transaction_time": when.tolist(),
+        "amount": [amount] * n, "cost": [amount * 0.6] * n, "kind": ["purchase"] * n,
+        "quantity": [1.0] * n}
+    arrays = [pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(n, f.type)
+              for f in schema]
+    ws.warehouse.append("transactions", pa.Table.from_arrays(arrays, schema=schema))
+
+
+def test_transaction_attribution_and_measurement_match_pandas(demo: Workspace) -> None:
+    spec = _spec(demo, "M-TX", offset=60, attribution="transactions", holdout={"fraction": 0.3},
+                 attribution_window_days=14)
+    launch(demo, spec, "tester", seed=3)
+    _plant_purchases(demo, spec, 0.30, 0.10, 100.0, seed=1)
+    r = measure(demo, "M-TX")
+    # independent: pandas over the same tables
+    k = _table(demo, "campaign_contacts")
+    k = k[k.campaign_id == "M-TX"]
+    tx = _table(demo, "transactions")
+    tx = tx[tx.kind.fillna("purchase") != "refund"]
+    j = k.merge(tx[["customer_id", "transaction_time", "amount"]], on="customer_id")
+    inwin = j[(j.transaction_time > j.contact_time) &
+              (j.transaction_time <= j.contact_time + pd.Timedelta(days=14))]
+    rev = inwin.groupby("contact_id").amount.sum().reindex(k.contact_id, fill_value=0.0)
+    k = k.assign(revenue=rev.to_numpy())
+    t, c = k[k.group == "treatment"].revenue, k[k.group == "control"].revenue
+    ref = sps.ttest_ind(t, c, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert r.design == "randomised" and r.attribution == "transactions"
+    assert r.n_treatment == len(t) and r.n_control == len(c)
+    assert r.revenue_per_contact["estimate"] == pytest.approx(t.mean() - c.mean())
+    assert r.revenue_per_contact["low"] == pytest.approx(ci.low)
+    assert r.revenue_per_contact["p_value"] == pytest.approx(ref.pvalue)
+    assert r.incremental_revenue["estimate"] == pytest.approx((t.mean() - c.mean()) * len(t))
+    # the planted effect: 30 % × 100 − 10 % × 100 = 20 per contact (the campaign starts after
+    # the data, so there are no other purchases in its window)
+    assert abs(r.revenue_per_contact["estimate"] - 20) < 4 * r.revenue_per_contact["se"]
+    assert r.significant
+    cost = 1000 + 0.1 * len(t)
+    m = r.incremental_margin
+    assert r.roi["estimate"] == pytest.approx((m["estimate"] - cost) / cost)
+    assert r.roi["low"] == pytest.approx((m["low"] - cost) / cost)
+    tiers = {x["tier"]: x for x in r.by_tier}
+    assert sum(x["n_treatment"] for x in tiers.values()) == len(t)
+    assert "tier" in r.uplift_by_segment and r.qini is not None
+
+
+def test_no_holdout_is_measured_by_did_and_labelled(demo: Workspace) -> None:
+    spec = _spec(demo, "M-DID", offset=120, attribution="transactions", holdout={"fraction": 0.0},
+                 audience={"score_band": {"score": "total_value", "top": 300}})
+    rep = launch(demo, spec, "tester")
+    r = measure(demo, "M-DID")
+    assert r.design == "difference_in_differences"
+    assert r.label and "weaker evidence" in r.label
+    assert r.n_treatment == rep.plan.contactable >= 295
+    # one matched comparison customer each, as long as the tier has enough left
+    assert 0.7 * r.n_treatment <= r.n_control <= r.n_treatment
+
+
+def _free_port() -> int:
+    with smtplib.socket.socket() as s:  # type: ignore[attr-defined]
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _smtp_server() -> tuple[Controller, list[Any]]:
+    got: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            got.append(message_from_bytes(envelope.content))
+            return "250 OK"
+
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=_free_port())
+    ctl.start()
+    return ctl, got
+
+
+def _give_emails(ws: Workspace, n: int) -> None:
+    """The demo's retail customers have no e-mail: give the ``n`` most valuable one."""
+    from kehu.analytics.run import SCORES_TABLE
+
+    s = _table(ws, SCORES_TABLE)
+    top = s.sort_values("total_value", ascending=False).customer_id.head(n)
+    t = ws.warehouse.read("customers")
+    ids = t.column("customer_id").to_pylist()
+    emails = t.column("email").to_pylist()
+    chosen = set(top)
+    emails = [f"{c.lower()}@example.com" if c in chosen else e for c, e in zip(ids, emails,
+                                                                           strict=True)]
+    i = t.schema.get_field_index("email")
+    t = t.set_column(i, t.schema.field(i), pa.array(emails, t.schema.field(i).type))
+    ws.warehouse.overwrite("customers", t)
+
+
+def test_email_campaign_goes_through_a_real_smtp_server(demo: Workspace, tmp_path: Path
+                                                        ) -> None:
+    _give_emails(demo, 200)
+    spec = _spec(demo, "M-MAIL", offset=180, channel="email", adapter="smtp",
+                 audience={"rule": {"field": "email", "op": "not_null"},
+                           "score_band": {"score": "total_value", "top": 40}},
+                 message={"subject": "{name}，春季专享", "body": "尊敬的{name}：{offer}"})
+    rep = launch(demo, spec, "tester", seed=5)
+    ctl, got = _smtp_server()
+    try:
+        port = ctl.port
+        cfg = {"host": "127.0.0.1", "port": port, "sender": "crm@example.com"}
+        d = send(demo, "M-MAIL", "tester", config=cfg)
+    finally:
+        ctl.stop()
+    assert rep.treatment >= 30
+    assert d.sent == rep.treatment and d.failed == 0
+    assert len(got) == rep.treatment
+    subjects = {str(make_header(decode_header(m["Subject"]))) for m in got}
+    assert all(s.endswith("，春季专享") for s in subjects)
+    body = got[0].get_payload(decode=True).decode(got[0].get_content_charset() or "utf-8")
+    assert "满200减30" in body
+    # a second send has nothing left to deliver: nothing goes twice
+    d2 = send(demo, "M-MAIL", "tester", config=cfg)
+    assert d2.sent == 0
+
+
+def test_smtp_failure_is_retried_and_reported(demo: Workspace) -> None:
+    _give_emails(demo, 200)
+    spec = _spec(demo, "M-FAIL", offset=240, channel="email", adapter="smtp",
+                 audience={"rule": {"field": "email", "op": "not_null"},
+                           "score_band": {"score": "total_value", "top": 10}})
+    launch(demo, spec, "tester", seed=5)
+    # nothing listens on this port: every try fails, is retried, then reported
+    port = _free_port()
+    cfg = {"host": "127.0.0.1", "port": port, "sender": "crm@example.com", "timeout": 2}
+    t0 = time.perf_counter()
+    d = send(demo, "M-FAIL", "tester", config=cfg, max_attempts=2)
+    assert d.sent == 0 and d.failed > 0 and d.errors
+    assert time.perf_counter() - t0 < 60
+    from kehu.campaigns.outbox import failures
+
+    f = failures(demo.store, "M-FAIL")
+    assert len(f) == d.failed and all(x.attempts >= 2 for x in f)
