@@ -322,3 +322,24 @@ def test_smtp_failure_is_retried_and_reported(demo: Workspace) -> None:
 
     f = failures(demo.store, "M-FAIL")
     assert len(f) == d.failed and all(x.attempts >= 2 for x in f)
+
+
+def test_alert_notifier_sends_through_the_smtp_adapter() -> None:
+    from kehu.alerts.notify import email_notifier
+
+    assert email_notifier({}) is None
+    ctl, got = _smtp_server()
+    try:
+        notify = email_notifier({"smtp": {"host": "127.0.0.1", "port": ctl.port,
+                                          "sender": "crm@example.com"}})
+        assert notify is not None
+        notify("manager@example.com", "3 项新任务", "合约即将到期：C0001")
+    finally:
+        ctl.stop()
+    assert len(got) == 1 and got[0]["To"] == "manager@example.com"
+    assert str(make_header(decode_header(got[0]["Subject"]))) == "3 项新任务"
+    dead = email_notifier({"smtp": {"host": "127.0.0.1", "port": _free_port(),
+                                    "sender": "crm@example.com", "timeout": 2}})
+    assert dead is not None
+    with pytest.raises(Exception, match=r"(?i)refused|connect"):
+        dead("manager@example.com", "x", "y")

@@ -70,9 +70,11 @@ class Settings(BaseSettings):
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
-    #: settings of each channel adapter, e.g. ``[channels.smtp] host = "127.0.0.1"``;
-    #: validated by the adapter when it is used
-    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Settings of each channel adapter, one table per adapter, e.g. "
+        "`[channels.smtp]` with `host`, `port`, `sender`, or `[channels.webhook]` with `url`; "
+        "validated by the adapter when a campaign or an alert uses it (see docs/campaigns.md).")
 
     @classmethod
     def settings_customise_sources(

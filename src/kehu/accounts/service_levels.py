@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import pandas as pd
@@ -259,11 +259,8 @@ def save_service_levels(store: AppStore, levels: ServiceLevels, actor: str) -> D
     """Save the table as the workspace's (a new version when one exists; audited)."""
     from kehu.store.services import DefinitionIn, save_definition
 
-    # DefinitionIn's kind list predates this kind (the table's check constraint has it); the
-    # spec itself was validated as ServiceLevels
-    d = DefinitionIn.model_construct(kind=cast(Any, KIND), name=NAME,
-                                     spec=levels.model_dump(mode="json"),
-                                     description=_("Service levels by tier"))
+    d = DefinitionIn(kind="service_levels", name=NAME, spec=levels.model_dump(mode="json"),
+                     description=_("Service levels by tier"))
     return save_definition(store, d, actor)
 
 

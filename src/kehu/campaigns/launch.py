@@ -290,7 +290,7 @@ def _plan(ws: Workspace, spec: CampaignSpec, aud: pd.DataFrame, as_of: date,
     cust = aud[aud.customer_id.isin(ok)].drop_duplicates("customer_id").reset_index(drop=True)
     n = len(cust)
     f = spec.holdout.fraction
-    n_c = int(round(n * f))
+    n_c = round(n * f)
     n_t = n - n_c
     base_rate, source = past_base_rate(ws, spec)
     warnings: list[str] = []

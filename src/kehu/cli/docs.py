@@ -55,6 +55,9 @@ def render_settings() -> str:
     for section, field in Settings.model_fields.items():
         name = field.alias or section
         model = field.annotation
+        if not hasattr(model, "model_fields"):  # a free-form table, e.g. [channels.<name>]
+            lines += [f"## `[{name}.<name>]`", "", field.description or "", ""]
+            continue
         lines += [f"## `[{name}]`", "", "| key | default | meaning |", "|---|---|---|"]
         for key, f in model.model_fields.items():  # type: ignore[union-attr]
             default = f.default if f.default is not None else ""

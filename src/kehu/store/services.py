@@ -68,7 +68,8 @@ class TaskIn(BaseModel):
 
 
 class DefinitionIn(BaseModel):
-    kind: Literal["segment", "alert_rule", "campaign", "contact_policy"]
+    kind: Literal["segment", "alert_rule", "campaign", "contact_policy", "programme",
+                  "service_levels"]
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
     spec: dict[str, Any]

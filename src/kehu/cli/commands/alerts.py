@@ -64,9 +64,11 @@ def run_cmd(
 ) -> None:
     """Evaluate the alert rules and create the tasks (once per condition)."""
     from kehu.alerts import run_alerts
+    from kehu.alerts.notify import email_notifier
 
     ws = open_workspace(workspace)
-    rep = run_alerts(ws, as_of=parse_date("--as-of", as_of), actor=ACTOR)
+    rep = run_alerts(ws, as_of=parse_date("--as-of", as_of), actor=ACTOR,
+                     notify=email_notifier(ws.settings.channels))
     ws.close()
     if json:
         emit_json(rep.to_dict())

@@ -4,7 +4,7 @@ holdout under the contact policy, send them through a channel, measure what they
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -152,14 +152,14 @@ def status_cmd(campaign_id: str, workspace: WorkspaceOpt = None, json: JsonOpt =
     counts = outbox_status(ws.store, campaign_id)
     fails = failures(ws.store, campaign_id)
     ws.close()
-    out = {"counts": counts, "failures": [f if isinstance(f, dict) else dict(vars(f))
-                                          for f in fails]}
+    failed: list[dict[str, Any]] = [dict(vars(f)) for f in fails]
+    out = {"counts": counts, "failures": failed}
     if json:
         emit_json(out)
         return
     console.print(counts)
-    for f in out["failures"][:50]:
-        console.print(f"  [red]{f}[/red]")
+    for f in failed[:50]:
+        console.print(f"  [red]{f['customer_id']} {f['recipient'] or ''}: {f['error']}[/red]")
 
 
 @app.command("suppressed")
@@ -199,7 +199,7 @@ def measure_cmd(campaign_id: Annotated[str | None, typer.Argument(
     from kehu.campaigns.measure import measure, measure_all
 
     ws = open_workspace(workspace)
-    method = "bootstrap" if bootstrap else "welch"
+    method: Literal["welch", "bootstrap"] = "bootstrap" if bootstrap else "welch"
     results = [measure(ws, campaign_id, method=method)] if campaign_id else \
         measure_all(ws, method=method)
     ws.close()

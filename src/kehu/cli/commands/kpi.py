@@ -39,10 +39,12 @@ def kpi(
 ) -> None:
     """Monthly KPIs of the CRM programme: retention, value by tier, campaigns, NPS / CSAT,
     complaint resolution, tasks done on time."""
+    from kehu.campaigns.measure import campaign_results
     from kehu.kpi import crm_kpis
 
     ws = open_workspace(workspace)
-    rep = crm_kpis(ws, months=months, as_of=parse_date("--as-of", as_of))
+    rep = crm_kpis(ws, months=months, as_of=parse_date("--as-of", as_of),
+                   campaign_results=campaign_results)
     ws.close()
     if json:
         emit_json(rep.to_dict())
