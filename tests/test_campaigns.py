@@ -343,3 +343,100 @@ def test_alert_notifier_sends_through_the_smtp_adapter() -> None:
     assert dead is not None
     with pytest.raises(Exception, match=r"(?i)refused|connect"):
         dead("manager@example.com", "x", "y")
+
+
+# -- lifecycle programmes and referrals ---------------------------------------------------------
+def test_programme_audiences_follow_the_latest_scores(demo: Workspace) -> None:
+    from kehu.analytics.run import SCORES_TABLE
+    from kehu.campaigns.launch import evaluate_audience
+    from kehu.campaigns.programmes import default_programmes
+
+    s = _table(demo, SCORES_TABLE)
+    s = s[s.run_id == s.run_id.max()]
+    expect = {
+        "WAKE": s.lifecycle_stage == "dormant",
+        "WINBACK": (s.lifecycle_stage == "churned") & (s.recency_days <= 365),
+        "KEEP-VIP": s.tier.isin(["diamond", "gold"]) & (s.churn_risk >= 0.3),
+        "REPEAT": (s.repeat_purchases == 0) & s.recency_days.between(7, 60)}
+    day = _last_day(demo)
+    for p in default_programmes():
+        got, _ = evaluate_audience(demo, p.wave(day))
+        assert set(got.customer_id) == set(s.customer_id[expect[p.id].fillna(False)]), p.id
+        assert len(got) > 0 or p.id == "KEEP-VIP"
+
+
+def test_programmes_launch_due_waves_only(demo: Workspace) -> None:
+    from kehu.campaigns.programmes import (
+        default_programmes,
+        programme_results,
+        run_programmes,
+        save_programmes,
+        waves,
+    )
+
+    day = _last_day(demo) + timedelta(days=400)   # clear of the other tests' contacts
+    progs = [p.model_copy(update={"enabled": p.id in ("WAKE", "REPEAT")})
+             for p in default_programmes()]
+    save_programmes(demo, progs, "tester")
+    first = run_programmes(demo, "tester", as_of=day, seed=1)
+    assert sorted(x["campaign_id"][:-9] for x in first.launched) == ["REPEAT", "WAKE"]
+    assert {x["programme"]: x["reason"] for x in first.skipped} == {
+        "KEEP-VIP": "disabled", "WINBACK": "disabled"}
+    again = run_programmes(demo, "tester", as_of=day + timedelta(days=13))
+    assert not again.launched
+    later = run_programmes(demo, "tester", as_of=day + timedelta(days=14))
+    assert [x["campaign_id"] for x in later.launched] == [
+        f"REPEAT-{day + timedelta(days=14):%Y%m%d}"]
+    assert len(waves(demo, "WAKE")) == 1 and len(waves(demo, "REPEAT")) == 2
+    res = programme_results(demo, "WAKE")
+    assert res["waves"][0]["n_treatment"] + res["waves"][0]["n_control"] == \
+        first.launched[[x["campaign_id"][:4] for x in first.launched].index("WAKE")][
+            "treatment"] + first.launched[[x["campaign_id"][:4] for x in first.launched]
+                                          .index("WAKE")]["control"]
+    assert res["cost"] == pytest.approx(sum(w["cost"] for w in res["waves"]))
+
+
+def test_referral_report_matches_pandas(demo: Workspace) -> None:
+    from kehu.campaigns.programmes import referral_report
+
+    day = date(2025, 6, 30)
+    rep = referral_report(demo, as_of=day, top=5)
+    r = _table(demo, "referrals")
+    r = r[pd.to_datetime(r.referral_date) <= pd.Timestamp(day)]
+    conv = r.converted_date.notna() & r.referred_id.notna() & (
+        pd.to_datetime(r.converted_date) <= pd.Timestamp(day))
+    tx = _table(demo, "transactions")
+    tx = tx[(tx.kind.fillna("purchase") != "refund") &
+            (tx.transaction_time.dt.normalize() <= pd.Timestamp(day))]
+    value = 0.0
+    for ref in r[conv].itertuples():
+        mine = tx[(tx.customer_id == ref.referred_id) &
+                  (tx.transaction_time.dt.normalize() >= pd.Timestamp(ref.converted_date))]
+        value += float(mine.amount.sum())
+    assert rep["referrals"] == len(r) and rep["converted"] == int(conv.sum())
+    assert rep["referral_value"] == pytest.approx(value)
+    days = (pd.to_datetime(r.converted_date) - pd.to_datetime(r.referral_date)).dt.days[conv]
+    assert rep["median_days_to_convert"] == pytest.approx(days.median())
+    vals = [x["referral_value"] for x in rep["top_referrers"]]
+    assert vals == sorted(vals, reverse=True)
+
+
+def test_offers_are_capped_by_the_tiers_discount_authority(demo: Workspace) -> None:
+    from kehu.accounts.service_levels import ServiceLevels
+
+    spec = _spec(demo, "M-CAP", offset=520, audience={
+        "score_band": {"score": "total_value", "top": 600}},
+        offers={"default": {"text": "七折", "discount": 0.3}})
+    rep = launch(demo, spec, "tester", seed=2)
+    assert any("capped" in w for w in rep.plan.warnings)
+    a = _table(demo, AUDIENCE_TABLE)
+    a = a[(a.campaign_id == "M-CAP") & (a.group != "suppressed")]
+    levels = ServiceLevels.default().tiers
+    for tier, g in a.groupby("tier"):
+        if tier in levels:
+            assert (g.discount == min(0.3, levels[tier].max_discount)).all(), tier
+    from kehu.campaigns.launch import messages
+
+    msg = {m["customer_id"]: m for m in messages(demo, spec)}
+    one = a[a.group == "treatment"].iloc[0]
+    assert msg[one.customer_id]["payload"]["discount"] == pytest.approx(one.discount)

@@ -306,6 +306,11 @@ def _plan(ws: Workspace, spec: CampaignSpec, aud: pd.DataFrame, as_of: date,
         power = {"mde": None, "power": None}
         warnings.append(_("No control group: the result will be a before/after comparison "
                           "against a matched group, which is weaker evidence."))
+    capped = _offers(ws, spec, cust)
+    if capped:
+        warnings.append(_("The tier's discount authority capped the offer for {n} customers "
+                          "({tiers}).").format(n=sum(capped.values()), tiers=", ".join(
+                              f"{k} {v}" for k, v in sorted(capped.items()))))
     sup = res.suppressed[res.suppressed.campaign_id == spec.id]
     tiers = aud.drop_duplicates("customer_id").groupby("tier").size().rename("eligible")
     ct = cust.groupby("tier").size().rename("contactable")
@@ -318,6 +323,31 @@ def _plan(ws: Workspace, spec: CampaignSpec, aud: pd.DataFrame, as_of: date,
         summ["suppressed"], summ["by_rule"], n_t, n_c,
         round(spec.cost_fixed + spec.cost_per_contact * n_t, 2), base_rate, source, power,
         by_tier, warnings, cust, sup.reset_index(drop=True))
+
+
+def _offers(ws: Workspace, spec: CampaignSpec, cust: pd.DataFrame) -> dict[str, int]:
+    """Each customer's offer text and discount, the discount capped by the service level
+    of their tier (C6); adds ``offer``, ``discount``, ``discount_capped`` to ``cust`` and
+    returns the number capped by tier."""
+    from kehu.accounts.service_levels import load_service_levels
+
+    levels = load_service_levels(ws.store)
+    offer, disc, cap = [], [], []
+    capped: dict[str, int] = {}
+    for t in cust.tier:
+        o = spec.offers.for_tier(t)
+        offer.append(o.text if o else None)
+        d, c = (o.discount if o else None), False
+        if d is not None and t in levels.tiers:  # no tier yet (no run): nothing to cap by
+            d, c, _why = levels.apply_to_offer(t, d)
+        disc.append(d)
+        cap.append(c)
+        if c:
+            capped[t] = capped.get(t, 0) + 1
+    cust["offer"] = pd.Series(offer, index=cust.index, dtype=object)
+    cust["discount"] = pd.Series(disc, index=cust.index, dtype="float64")
+    cust["discount_capped"] = cap
+    return capped
 
 
 # -- launching ------------------------------------------------------------------------------
@@ -423,7 +453,7 @@ def _write_warehouse(ws: Workspace, spec: CampaignSpec, p: CampaignPlan,
         "cost_fixed": [spec.cost_fixed], "cost_per_contact": [spec.cost_per_contact]})
     cust = p.customers
     when = _contact_time(spec)
-    offers = [o.text if (o := spec.offers.for_tier(t)) else None for t in cust.tier]
+    offers = cust.offer.tolist()
     contacts = pa.table({
         "contact_id": [f"{spec.id}-{c}" for c in cust.customer_id],
         "campaign_id": [spec.id] * len(cust), "customer_id": cust.customer_id.tolist(),
@@ -435,12 +465,14 @@ def _write_warehouse(ws: Workspace, spec: CampaignSpec, p: CampaignPlan,
     snap = pd.DataFrame({
         "campaign_id": spec.id, "customer_id": cust.customer_id,
         "tier": cust.tier, "score": cust.score.astype("float64"),
-        "group": np.where(control, "control", "treatment"), "rule": None, "detail": None})
+        "group": np.where(control, "control", "treatment"), "rule": None, "detail": None,
+        "discount": cust.discount.astype("float64")})
     if len(sup):
         snap = pd.concat([snap, pd.DataFrame({
             "campaign_id": spec.id, "customer_id": sup.customer_id,
             "tier": [tier_of.get(c, NO_TIER) for c in sup.customer_id], "score": np.nan,
-            "group": "suppressed", "rule": sup.rule, "detail": sup.detail})],
+            "group": "suppressed", "rule": sup.rule, "detail": sup.detail,
+            "discount": np.nan})],
             ignore_index=True)
     snap["launched_at"] = pd.Timestamp(now.replace(tzinfo=None))
     snap["seed"] = seed
@@ -452,8 +484,9 @@ def _write_warehouse(ws: Workspace, spec: CampaignSpec, p: CampaignPlan,
     wh.append(AUDIENCE_TABLE, pa.Table.from_pandas(snap, preserve_index=False, schema=pa.schema(
         [("campaign_id", pa.string()), ("customer_id", pa.string()), ("tier", pa.string()),
          ("score", pa.float64()), ("group", pa.string()), ("rule", pa.string()),
-         ("detail", pa.string()), ("launched_at", pa.timestamp("us")), ("seed", pa.int64()),
-         ("audience_as_of", pa.date32())])), metadata=meta)
+         ("detail", pa.string()), ("discount", pa.float64()),
+         ("launched_at", pa.timestamp("us")), ("seed", pa.int64()),
+         ("audience_as_of", pa.date32())])), metadata=meta, merge_schema=True)
 
 
 def _conform(wh: Any, name: str, t: pa.Table, import_id: str) -> pa.Table:
@@ -487,10 +520,12 @@ def messages(ws: Workspace, spec: CampaignSpec) -> list[dict[str, Any]]:
     df = j.select("contact_id", "customer_id", "offer", *cols).to_pandas()
     if len(df) and ws.warehouse.exists(AUDIENCE_TABLE):
         a = eng.table(AUDIENCE_TABLE)
-        tiers = a.filter(a.campaign_id == spec.id).select("customer_id", "tier").to_pandas()
+        tiers = a.filter(a.campaign_id == spec.id).select("customer_id", "tier", "discount") \
+            .to_pandas()
         df = df.merge(tiers, on="customer_id", how="left")
     else:
         df["tier"] = None
+        df["discount"] = None
     addr = ADDRESS.get(spec.channel)
     out = []
     for r in df.itertuples(index=False):
@@ -503,7 +538,8 @@ def messages(ws: Workspace, spec: CampaignSpec) -> list[dict[str, Any]]:
             "recipient": (getattr(r, addr, None) if addr else r.customer_id) or None,
             "subject": render(spec.message.subject, fields) if spec.message.subject else None,
             "body": render(spec.message.body, fields),
-            "payload": {"offer": r.offer, "tier": r.tier, "name": fields["name"]}})
+            "payload": {"offer": r.offer, "tier": r.tier, "name": fields["name"],
+                        "discount": None if pd.isna(r.discount) else float(r.discount)}})
     return out
 
 

@@ -154,6 +154,8 @@ def list_campaigns(ws: Workspace) -> list[dict[str, Any]]:
             treatment=(k.group == "treatment").sum(), control=(k.group == "control").sum())
         out = out.left_join(g, "campaign_id").drop("campaign_id_right")
     df = out.order_by("start_date").to_pandas()
+    for c in ("start_date", "end_date"):
+        df[c] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in df[c]]
     return [_jsonable(r) for r in df.to_dict("records")]
 
 
@@ -432,7 +434,7 @@ def campaign_results(ws: Workspace, start: date, end: date) -> list[dict[str, An
         s = c.get("start_date")
         if s is None:
             continue
-        s = date.fromisoformat(s) if isinstance(s, str) else s
+        s = pd.Timestamp(s).date()
         if not start <= s <= end:
             continue
         try:

@@ -300,7 +300,116 @@ def optout_list(workspace: WorkspaceOpt = None, as_of: AsOfOpt = None,
         console.print(f"  {r['customer_id']}  {r['channel'] or _('all channels')}")
 
 
+programme_app = typer.Typer(help="Lifecycle programmes: dormant reactivation, win-back, "
+                            "high-value retention, repeat purchase — waves with a holdout.",
+                            no_args_is_help=True)
+
+
+@programme_app.command("list")
+def programme_list(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
+    """The programmes (the proposed defaults, disabled, until some are saved)."""
+    from kehu.campaigns.programmes import programmes, waves
+
+    ws = open_workspace(workspace)
+    rows: list[dict[str, Any]] = [{"id": p.id, "name": p.name, "kind": p.kind,
+                                   "enabled": p.enabled,
+             "every_days": p.every_days, "waves": waves(ws, p.id)} for p in programmes(ws)]
+    ws.close()
+    if json:
+        emit_json(rows)
+        return
+    tab = Table(title=_("Lifecycle programmes"))
+    for label in (_("programme"), _("name"), _("kind"), _("enabled"), _("every"),
+                  _("waves")):
+        tab.add_column(label)
+    for r in rows:
+        tab.add_row(r["id"], r["name"], r["kind"], _("yes") if r["enabled"] else _("no"),
+                    _("{n} days").format(n=r["every_days"]), str(len(r["waves"])))
+    console.print(tab)
+
+
+@programme_app.command("save")
+def programme_save(file: Path, workspace: WorkspaceOpt = None) -> None:
+    """Save the programmes in FILE (a YAML list; see the defaults in 'kehu programme list')."""
+    from kehu.campaigns.programmes import load_programmes, save_programmes
+
+    progs = load_programmes(file)
+    ws = open_workspace(workspace)
+    save_programmes(ws, progs, cli_actor())
+    ws.close()
+    console.print(_("{n} programmes saved.").format(n=len(progs)))
+
+
+@programme_app.command("run")
+def programme_run(workspace: WorkspaceOpt = None, as_of: AsOfOpt = None,
+                  dry_run: Annotated[bool, typer.Option(
+                      "--dry-run", help="Plan the due waves without launching them.")] = False,
+                  json: JsonOpt = False) -> None:
+    """Launch a wave of every enabled programme that is due, audiences recomputed now."""
+    from kehu.campaigns.programmes import run_programmes
+
+    ws = open_workspace(workspace)
+    rep = run_programmes(ws, cli_actor(), parse_date("--as-of", as_of), dry_run=dry_run)
+    ws.close()
+    if json:
+        emit_json(rep.to_dict())
+        return
+    for x in rep.launched:
+        console.print(_("{id}: {t:,} treated, {c:,} control, {s:,} suppressed{dry}.").format(
+            id=x["campaign_id"], t=x["treatment"], c=x["control"], s=x["suppressed"],
+            dry=_(" (planned only)") if dry_run else ""))
+    for x in rep.skipped:
+        console.print(_("{id}: not launched ({why}).").format(id=x["programme"],
+                                                               why=x["reason"]))
+
+
+@programme_app.command("results")
+def programme_results_cmd(programme_id: str, workspace: WorkspaceOpt = None,
+                          json: JsonOpt = False) -> None:
+    """The programme's waves and its total incremental margin, cost and ROI."""
+    from kehu.campaigns.programmes import programme_results
+
+    ws = open_workspace(workspace)
+    res = programme_results(ws, programme_id)
+    ws.close()
+    if json:
+        emit_json(res)
+        return
+    console.print(_("{id}: {n} waves; incremental margin {m} [{lo}, {hi}]; cost {c}.").format(
+        id=programme_id, n=len(res["waves"]), m=_money(res["incremental_margin"]),
+        lo=_money(res["low"]), hi=_money(res["high"]), c=_money(res["cost"])))
+
+
+def referrals_cmd(workspace: WorkspaceOpt = None, as_of: AsOfOpt = None,
+                  json: JsonOpt = False) -> None:
+    """Referral tracking (老客户推荐): referrals, conversions and the value the referred
+    customers brought, by referrer."""
+    from kehu.campaigns.programmes import referral_report
+
+    ws = open_workspace(workspace)
+    rep = referral_report(ws, parse_date("--as-of", as_of))
+    ws.close()
+    if json:
+        emit_json(rep)
+        return
+    rate = rep["conversion_rate"]
+    console.print(_("{n:,} referrals by {r:,} customers; {c:,} converted ({rate}); referral "
+                    "value {v}.").format(n=rep["referrals"], r=rep["referrers"],
+                                         c=rep["converted"],
+                                         rate="-" if rate is None else f"{rate:.0%}",
+                                         v=_money(rep["referral_value"])))
+    tab = Table(title=_("Top referrers"))
+    for label in (_("customer"), _("referrals"), _("converted"), _("referral value")):
+        tab.add_column(label)
+    for x in rep["top_referrers"]:
+        tab.add_row(x["referrer_id"], str(x["referrals"]), str(x["converted"]),
+                    _money(x["referral_value"]))
+    console.print(tab)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="campaign")
+    root.add_typer(programme_app, name="programme")
+    root.command("referrals")(referrals_cmd)
     root.add_typer(policy_app, name="policy")
     root.add_typer(optout_app, name="optout")
