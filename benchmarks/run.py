@@ -1,5 +1,5 @@
 """Run every benchmark: ``python -m benchmarks.run [--quick]`` — import, generator, CLV fit,
-analysis run and cube, association rules and offers; results go to
+analysis run and cube, association rules and offers, campaign launch and measurement; results go to
 ``benchmarks/results/*.json`` and are summarised in docs/benchmarks.md by hand."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import sys
 
 from benchmarks import (
     bench_basket,
+    bench_campaign,
     bench_churn,
     bench_clv,
     bench_cube,
@@ -39,6 +40,9 @@ def main() -> None:
     sys.argv = [argv0, "--customers", "20000" if args.quick else "200000", "--lines",
                 str(rows), "--repeat", str(repeat)]
     bench_basket.main()
+    sys.argv = [argv0, "--customers", customers, "--lines", str(rows), "--repeat",
+                str(repeat)]
+    bench_campaign.main()
 
 
 if __name__ == "__main__":
