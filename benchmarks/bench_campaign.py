@@ -18,7 +18,6 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from benchmarks.bench_cube import build

@@ -440,3 +440,47 @@ def test_offers_are_capped_by_the_tiers_discount_authority(demo: Workspace) -> N
     msg = {m["customer_id"]: m for m in messages(demo, spec)}
     one = a[a.group == "treatment"].iloc[0]
     assert msg[one.customer_id]["payload"]["discount"] == pytest.approx(one.discount)
+
+
+def test_cli_plan_launch_measure_and_programmes(demo: Workspace, tmp_path: Path) -> None:
+    import json
+    import yaml
+
+    from test_cli import kehu  # the same subprocess helper as the CLI tests
+
+    start = _last_day(demo) + timedelta(days=700)
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({
+        "id": "CLI-1", "name": "命令行活动", "channel": "sms",
+        "audience": {"score_band": {"score": "total_value", "top": 200}},
+        "schedule": {"start": start.isoformat()}, "attribution": "transactions",
+        "holdout": {"fraction": 0.25}}, allow_unicode=True), encoding="utf-8")
+    w = str(demo.root)
+    planned = kehu("campaign", "plan", str(f), "-w", w, "--json")
+    assert planned.returncode == 0, planned.stderr
+    p = json.loads(planned.stdout)[0]
+    assert p["eligible"] == 200 and p["treatment"] + p["control"] == p["contactable"]
+    launched = kehu("campaign", "launch", str(f), "-w", w, "--seed", "9", "--json")
+    assert launched.returncode == 0, launched.stderr
+    assert json.loads(launched.stdout)[0]["seed"] == 9
+    again = kehu("campaign", "launch", str(f), "-w", w)
+    assert again.returncode != 0 and "CLI-1" in again.stderr + again.stdout
+    m = kehu("campaign", "measure", "CLI-1", "-w", w, "--json")
+    assert m.returncode == 0, m.stderr
+    r = json.loads(m.stdout)[0]
+    assert r["n_treatment"] + r["n_control"] == p["contactable"]
+    assert r["roi"]["estimate"] is None or r["cost"] > 0
+    text = kehu("campaign", "measure", "CLI-1", "-w", w)
+    assert "ROI" in text.stdout
+    sup = kehu("campaign", "suppressed", "CLI-1", "-w", w, "--json")
+    assert json.loads(sup.stdout)["suppressed"] == p["suppressed"]
+    pol = kehu("policy", "show", "-w", w, "--json")
+    assert json.loads(pol.stdout)["caps"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("caps: [{max_contacts: 0, window_days: 30}]\n", encoding="utf-8")
+    refused = kehu("policy", "set", str(bad), "-w", w)
+    assert refused.returncode != 0 and "max_contacts" in refused.stderr + refused.stdout
+    progs = kehu("programme", "list", "-w", w, "--json")
+    assert {x["id"] for x in json.loads(progs.stdout)} >= {"WAKE", "REPEAT"}
+    refs = kehu("referrals", "-w", w, "--json")
+    assert json.loads(refs.stdout)["referrals"] > 0

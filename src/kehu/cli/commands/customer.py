@@ -40,6 +40,15 @@ def customer(
     if c.account_manager:
         p.add_row(_("account manager"), " ".join(str(c.account_manager.get(k) or "")
                                                 for k in ("employee_id", "name", "team")))
+    sl = c.service_level
+    if sl:
+        p.add_row(_("service level"), _(
+            "{tier}: {mgr}, respond within {h:g} h, discount up to {d:.0%}{prio}").format(
+            tier=sl.get("tier_name") or sl.get("tier") or "-",
+            mgr=_("dedicated manager") if sl.get("dedicated_manager") else _("no dedicated "
+                                                                             "manager"),
+            h=float(sl.get("response_hours") or 0), d=float(sl.get("max_discount") or 0),
+            prio=_(", priority queue") if sl.get("priority_queue") else ""))
     console.print(p)
     if c.scores:
         from kehu.analytics.rfm import RfmClassScheme

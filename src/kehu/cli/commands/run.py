@@ -17,10 +17,16 @@ def run(
     workspace: WorkspaceOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date to compute for (default: "
                                               "the last transaction day).")] = None,
+    alerts: Annotated[bool, typer.Option(
+        "--alerts", help="Then evaluate the alert rules and create the tasks.")] = False,
+    programmes: Annotated[bool, typer.Option(
+        "--programmes", help="Then launch the due waves of the enabled lifecycle "
+        "programmes, audiences from this run.")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Run the analyses and append per-customer results to the warehouse (customer_scores)."""
     from kehu.analytics.run import analysis_run
+    from kehu.cli.common import cli_actor
 
     day = None
     if as_of:
@@ -32,9 +38,20 @@ def run(
     ws = open_workspace(workspace)
     with console.status(_("Analysing…")) if not json else _Quiet():
         rep = analysis_run(ws, day)
+    extra: dict[str, object] = {}
+    if alerts:
+        from kehu.alerts import run_alerts
+        from kehu.alerts.notify import email_notifier
+
+        extra["alerts"] = run_alerts(ws, as_of=rep.as_of, actor=cli_actor(),
+                                     notify=email_notifier(ws.settings.channels)).to_dict()
+    if programmes:
+        from kehu.campaigns.programmes import run_programmes
+
+        extra["programmes"] = run_programmes(ws, cli_actor(), rep.as_of).to_dict()
     ws.close()
     if json:
-        emit_json(rep.to_dict())
+        emit_json({**rep.to_dict(), **extra})
         return
     console.print(_("Run {id} as of {d}: {n} customers scored in {s}s.").format(
         id=rep.run_id, d=rep.as_of, n=f"{rep.customers:,}", s=rep.seconds))
@@ -44,6 +61,14 @@ def run(
                         "{m:.0%}").format(m=rep.clv["margin_rate"], **p))
     for note in rep.notes:
         console.print(note)
+    if "alerts" in extra:
+        a: dict[str, object] = extra["alerts"]  # type: ignore[assignment]
+        console.print(_("Alerts: {c} new tasks, {o} already open.").format(
+            c=a.get("created"), o=a.get("already_open")))
+    if "programmes" in extra:
+        pr: dict[str, list[dict[str, object]]] = extra["programmes"]  # type: ignore[assignment]
+        console.print(_("Programme waves launched: {ids}.").format(
+            ids=", ".join(str(x["campaign_id"]) for x in pr["launched"]) or "-"))
 
 
 class _Quiet:
