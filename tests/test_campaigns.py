@@ -444,6 +444,7 @@ def test_offers_are_capped_by_the_tiers_discount_authority(demo: Workspace) -> N
 
 def test_cli_plan_launch_measure_and_programmes(demo: Workspace, tmp_path: Path) -> None:
     import json
+
     import yaml
 
     from test_cli import kehu  # the same subprocess helper as the CLI tests
