@@ -61,14 +61,14 @@ def test_interval_covers_the_planted_effect_in_most_campaigns(
     # the total is the per-contact difference times the treated customers
     total = df.truth * df.n_treatment
     assert ((df.incremental_low <= total) & (total <= df.incremental_high) == covered).all()
-    # 18 intervals at a nominal 95 %; with 3-10 responders in a control group the Welch
-    # interval runs a little narrow (measured 86 % over 36 campaigns at this size): at
-    # least 75 % must cover — a broken interval (wrong se, wrong sign, wrong truth) covers
-    # far fewer.
-    assert covered.mean() >= 0.7, df
-    # the effect is found: the campaigns with an effect are mostly significant
-    with_effect = df[df.truth > 0]
-    assert with_effect.significant.mean() >= 0.5
+    # 18 intervals at a nominal 95 %. With 3-10 responders in a control group Welch's
+    # interval runs narrow; the default (auto) then takes the compound interval. At least
+    # 80 % must cover — a broken interval (wrong se, wrong sign, wrong truth) covers far fewer.
+    assert covered.mean() >= 0.8, df
+    # and the estimates are unbiased: their mean error is within 3 standard errors
+    err = df.estimate - df.truth
+    se = ((df.high - df.low) / (2 * 1.96)) ** 2
+    assert abs(err.mean()) <= 3 * (se.sum() ** 0.5) / len(df)
 
 
 def test_no_effect_campaign_is_rarely_significant(measured: tuple[pd.DataFrame, Workspace]

@@ -197,7 +197,7 @@ def test_transaction_attribution_and_measurement_match_pandas(demo: Workspace) -
                  attribution_window_days=14)
     launch(demo, spec, "tester", seed=3)
     _plant_purchases(demo, spec, 0.30, 0.10, 100.0, seed=1)
-    r = measure(demo, "M-TX")
+    r = measure(demo, "M-TX", method="welch")
     # independent: pandas over the same tables
     k = _table(demo, "campaign_contacts")
     k = k[k.campaign_id == "M-TX"]

@@ -14,8 +14,11 @@ contact time to ``attribution_window_days`` after it::
 
 - response rate treatment vs control, their difference with Newcombe's interval and the
   two-proportion z-test; incremental responses = difference × treated;
-- revenue and margin per contact, Welch's interval (or a bootstrap), scaled to the treated
-  customers: incremental revenue and incremental margin with their 95 % intervals;
+- revenue and margin per contact with a 95 % interval, scaled to the treated customers:
+  incremental revenue and incremental margin. By default (``auto``) Welch's interval, or the
+  compound interval of :func:`kehu.campaigns.stats.compound_difference` when a group has
+  fewer than 30 responders (Welch runs narrow there); ``welch``, ``bootstrap`` and
+  ``compound`` can be chosen;
 - cost = fixed + per contact × treated; ROI = (incremental margin − cost) / cost, with the
   margin's interval carried through;
 - uplift by segment (tier, RFM class, lifecycle stage) and a Qini curve of targeting by value.
@@ -271,8 +274,11 @@ def segments_at_launch(ws: Workspace, campaign_id: str, start: date | None,
 
 
 # -- measurement ------------------------------------------------------------------------------
+Method = Literal["auto", "welch", "bootstrap", "compound"]
+
+
 def measure(ws: Workspace, campaign_id: str, *, level: float = 0.95,
-            method: Literal["welch", "bootstrap"] = "welch", by_segment: bool = True,
+            method: Method = "auto", by_segment: bool = True,
             seed: int = 0) -> CampaignResult:
     info = campaign_info(ws, campaign_id)
     eng = ws.engine
@@ -320,10 +326,10 @@ def _compare(info: CampaignInfo, df: pd.DataFrame, how: str, level: float, metho
     n_t, n_c = len(t), len(c)
     x_t, x_c = int(t.responded.sum()), int(c.responded.sum())
     rate = stats.proportion_difference(x_t, n_t, x_c, n_c, level=level)
-    rev = stats.mean_difference(t.revenue.to_numpy(), c.revenue.to_numpy(), level=level,
-                                method=method, seed=seed)  # type: ignore[arg-type]
-    mar = stats.mean_difference(t.margin.to_numpy(), c.margin.to_numpy(), level=level,
-                                method=method, seed=seed)  # type: ignore[arg-type]
+    rev = stats.outcome_difference(t.revenue.to_numpy(), c.revenue.to_numpy(), level=level,
+                                   method=method, seed=seed)  # type: ignore[arg-type]
+    mar = stats.outcome_difference(t.margin.to_numpy(), c.margin.to_numpy(), level=level,
+                                   method=method, seed=seed)  # type: ignore[arg-type]
     inc_margin = stats.scale(mar, n_t)
     cost = info.cost_fixed * fixed_share + info.cost_per_contact * n_t
     r = stats.roi(inc_margin, cost)

@@ -191,17 +191,24 @@ def suppressed_cmd(campaign_id: str, workspace: WorkspaceOpt = None,
 def measure_cmd(campaign_id: Annotated[str | None, typer.Argument(
                     help="Campaign id (default: every campaign).")] = None,
                 workspace: WorkspaceOpt = None,
-                bootstrap: Annotated[bool, typer.Option(
-                    "--bootstrap", help="Bootstrap intervals instead of Welch's.")] = False,
+                method: Annotated[str, typer.Option(
+                    "--method", help="Interval of revenue and margin per contact: auto "
+                    "(Welch, or compound when a group has < 30 responders), welch, bootstrap "
+                    "or compound.")] = "auto",
                 json: JsonOpt = False) -> None:
     """Treatment against control: response rate, incremental responses, revenue and margin
     with 95 % intervals, p-value, ROI with its interval, by tier and segment."""
     from kehu.campaigns.measure import measure, measure_all
 
     ws = open_workspace(workspace)
-    method: Literal["welch", "bootstrap"] = "bootstrap" if bootstrap else "welch"
-    results = [measure(ws, campaign_id, method=method)] if campaign_id else \
-        measure_all(ws, method=method)
+    if method not in ("auto", "welch", "bootstrap", "compound"):
+        from kehu.errors import KehuInputError
+
+        raise KehuInputError(_("The '--method' parameter must be auto, welch, bootstrap or "
+                               "compound. Got {v!r} instead.").format(v=method))
+    m: Literal["auto", "welch", "bootstrap", "compound"] = method  # type: ignore[assignment]
+    results = [measure(ws, campaign_id, method=m)] if campaign_id else \
+        measure_all(ws, method=m)
     ws.close()
     if json:
         emit_json([r.to_dict() for r in results])
