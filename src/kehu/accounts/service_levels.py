@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import pandas as pd
 from ibis.expr.types import Table
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kehu.analytics.tiers import TierScheme
 from kehu.errors import KehuInputError, NotFoundError
 from kehu.i18n import _, get_locale
 from kehu.model.entities import CHANNELS
-from kehu.specfiles import read_yaml, validation_problems
+from kehu.specfiles import read_yaml, validated
 
 if TYPE_CHECKING:
     from kehu.store.db import AppStore
@@ -176,11 +176,7 @@ class ServiceLevels(BaseModel):
     @classmethod
     def parse(cls, data: Any, where: str = "service levels") -> ServiceLevels:
         """Validate ``data``; a :class:`KehuInputError` names the tier and field otherwise."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise KehuInputError(_("{where}: invalid service levels: {problems}").format(
-                where=where, problems=validation_problems(exc))) from exc
+        return validated(cls, data, where, _("service levels"))
 
     @classmethod
     def load(cls, path: str | Path) -> ServiceLevels:

@@ -44,11 +44,10 @@ from typing import Any, Literal
 
 import ibis
 from ibis.expr.types import BooleanValue, Table
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kehu.errors import KehuInputError
 from kehu.i18n import _
-from kehu.specfiles import read_yaml, validation_problems
+from kehu.specfiles import read_yaml, validated
 
 FEATURES = ("invoices", "due_invoices", "late_invoices", "late_share", "mean_days_late",
             "max_days_late", "partial_payments", "unpaid_overdue_amount",
@@ -264,11 +263,7 @@ class CreditTermsPolicy(_Spec):
 
     @classmethod
     def parse(cls, data: Any, where: str = "policy") -> CreditTermsPolicy:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise KehuInputError(_("{where}: invalid credit-terms policy: {problems}").format(
-                where=where, problems=validation_problems(exc))) from exc
+        return validated(cls, data, where, _("credit-terms policy"))
 
 
 def _cond(t: Table, c: Condition) -> BooleanValue:

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from kehu.campaigns.spec import _ID, Audience, BaseModel, CampaignSpec
-from kehu.errors import KehuInputError, NotFoundError
+from kehu.errors import NotFoundError
 from kehu.i18n import _
 from kehu.segments.spec import AllOf, FieldRule
-from kehu.specfiles import read_yaml, validation_problems
+from kehu.specfiles import read_yaml, validated
 
 if TYPE_CHECKING:
     from kehu.workspace import Workspace
@@ -76,11 +76,7 @@ class ProgrammeSpec(BaseModel):
 
     @classmethod
     def parse(cls, data: Any, where: str = "programme") -> ProgrammeSpec:
-        try:
-            spec = cls.model_validate(data)
-        except ValidationError as exc:
-            raise KehuInputError(_("{where}: invalid programme: {problems}").format(
-                where=where, problems=validation_problems(exc))) from exc
+        spec = validated(cls, data, where, _("programme"))
         spec.wave(date(2000, 1, 1), where)   # the template must make a valid campaign
         return spec
 

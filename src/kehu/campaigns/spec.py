@@ -46,12 +46,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel as _Base
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.segments.spec import Rule
-from kehu.specfiles import read_yaml, validation_problems
+from kehu.specfiles import read_yaml, validated
 
 Channel = Literal["sms", "email", "phone", "mail", "push"]
 #: the campaign channel as the warehouse's interaction vocabulary names it
@@ -192,11 +191,7 @@ class CampaignSpec(BaseModel):
 
     @classmethod
     def parse(cls, data: Any, where: str = "campaign") -> CampaignSpec:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise KehuInputError(_("{where}: invalid campaign: {problems}").format(
-                where=where, problems=validation_problems(exc))) from exc
+        return validated(cls, data, where, _("campaign"))
 
 
 class Cap(BaseModel):
@@ -232,8 +227,4 @@ class ContactPolicy(BaseModel):
 
     @classmethod
     def parse(cls, data: Any, where: str = "contact policy") -> ContactPolicy:
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            raise KehuInputError(_("{where}: invalid contact policy: {problems}").format(
-                where=where, problems=validation_problems(exc))) from exc
+        return validated(cls, data or {}, where, _("contact policy"))

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel as _Base
-from pydantic import ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
-from kehu.errors import KehuInputError
 from kehu.i18n import _
-from kehu.specfiles import read_yaml, validation_problems
+from kehu.specfiles import read_yaml, validated
 
 
 class BaseModel(_Base):
@@ -146,8 +145,4 @@ class SegmentSpec(BaseModel):
 
     @classmethod
     def parse(cls, data: Any, where: str = "segment") -> SegmentSpec:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise KehuInputError(_("{where}: invalid segment: {problems}").format(
-                where=where, problems=validation_problems(exc))) from exc
+        return validated(cls, data, where, _("segment"))

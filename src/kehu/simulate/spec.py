@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel as _Base
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.segments.spec import SegmentSpec
-from kehu.specfiles import read_yaml, validation_problems
+from kehu.specfiles import read_yaml, validated
 
 #: dimensions a simulation can be broken down by: scores of the latest run, then profile fields
 SEGMENT_DIMENSIONS = ("tier", "rfm_class", "lifecycle_stage", "region", "city",
@@ -190,8 +189,4 @@ class Simulation(BaseModel):
 
     @classmethod
     def parse(cls, data: Any, where: str = "simulation") -> Simulation:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise KehuInputError(_("{where}: invalid simulation: {problems}").format(
-                where=where, problems=validation_problems(exc))) from exc
+        return validated(cls, data, where, _("simulation"))
