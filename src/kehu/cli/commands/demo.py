@@ -14,7 +14,7 @@ from rich.table import Table
 
 from kehu.cli.common import JsonOpt
 from kehu.cli.output import console, emit_json, err_console, progress
-from kehu.errors import KehuInputError
+from kehu.errors import KehuError, KehuInputError
 from kehu.i18n import _
 
 DEMO_MARK = ".kehu-demo"
@@ -122,6 +122,7 @@ def demo(
               "quality": quality, "run": run_report.to_dict(),
               "value": _value_summary(ws, run_report.run_id),
               "churn": _churn_summary(ws, run_report.run_id),
+              "campaigns": _campaign_summary(ws),
               "rejected_by_reason": _count(rejects.column("reason_code").to_pylist())}
     if json:
         emit_json(result)
@@ -129,6 +130,7 @@ def demo(
         _show_headline(h, quality, result["rejected_by_reason"])
         _show_value(result["value"])
         _show_churn(result["churn"])
+        _show_campaigns(result["campaigns"])
         err_console.print(_("4/4 Explore: kehu --workspace {path} customer {id}").format(
             path=root, id=h.top_customers[0]["customer_id"] if h.top_customers else "ID"))
         if not no_serve:
@@ -208,6 +210,41 @@ def _count(values: list[str]) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _campaign_summary(ws: Any) -> list[dict[str, Any]]:
+    """What each of the demo's campaigns earned against its control group."""
+    from kehu.campaigns.measure import measure_all
+
+    try:
+        results = measure_all(ws, by_segment=False)
+    except KehuError:
+        return []
+    return [{"campaign_id": r.campaign_id, "name": r.name, "treated": r.n_treatment,
+             "control": r.n_control, "incremental_revenue": r.incremental_revenue,
+             "incremental_margin": r.incremental_margin, "cost": r.cost, "roi": r.roi,
+             "significant": r.significant} for r in results]
+
+
+def _show_campaigns(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+
+    def ci(d: dict[str, Any], fmt: str) -> str:
+        if d.get("estimate") is None:
+            return "-"
+        return f"{fmt.format(d['estimate'])} [{fmt.format(d['low'])}, {fmt.format(d['high'])}]"
+
+    t = Table(title=_("What the campaigns earned (treatment vs control, 95 % intervals)"))
+    for label in (_("campaign"), _("treated / control"), _("incremental revenue"),
+                  _("incremental margin"), _("cost"), _("ROI")):
+        t.add_column(label)
+    for r in rows:
+        t.add_row(f"{r['campaign_id']} {r['name'] or ''}", f"{r['treated']:,} / {r['control']:,}",
+                  ci(r["incremental_revenue"], "¥{:,.0f}"), ci(r["incremental_margin"],
+                                                               "¥{:,.0f}"),
+                  f"¥{r['cost']:,.0f}", ci(r["roi"], "{:+.0%}"))
+    console.print(t)
 
 
 def _show_headline(h: Any, quality: dict[str, Any], rejected: dict[str, int]) -> None:
