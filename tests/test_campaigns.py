@@ -485,3 +485,15 @@ def test_cli_plan_launch_measure_and_programmes(demo: Workspace, tmp_path: Path)
     assert {x["id"] for x in json.loads(progs.stdout)} >= {"WAKE", "REPEAT"}
     refs = kehu("referrals", "-w", w, "--json")
     assert json.loads(refs.stdout)["referrals"] > 0
+
+
+def test_a_campaign_is_not_sent_before_its_start(demo: Workspace) -> None:
+    spec = _spec(demo, "M-LATER", offset=800, audience={
+        "score_band": {"score": "total_value", "top": 50}})
+    assert spec.schedule.start > date.today()
+    rep = launch(demo, spec, "tester", seed=1)
+    with pytest.raises(KehuInputError, match="scheduled for"):
+        send(demo, "M-LATER", "tester")
+    d = send(demo, "M-LATER", "tester", early=True)
+    # the default outbox adapter hands the messages over to an external sender
+    assert d.handed_over == rep.treatment and d.failed == 0

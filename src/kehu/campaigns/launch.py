@@ -559,13 +559,22 @@ def launched(ws: Workspace, campaign_id: str) -> tuple[CampaignSpec, Any]:
 
 
 def send(ws: Workspace, campaign_id: str, actor: str, config: dict[str, Any] | None = None,
-         max_attempts: int = 3) -> Any:
+         max_attempts: int = 3, today: date | None = None, early: bool = False) -> Any:
     """Queue whatever of the campaign is not queued yet and deliver it through the spec's
-    channel adapter (settings from ``[channels.<adapter>]``)."""
+    channel adapter (settings from ``[channels.<adapter>]``). A campaign scheduled for a
+    later day is not sent before it unless ``early``."""
     from kehu.campaigns.channels import get_channel
     from kehu.campaigns.outbox import deliver, enqueue
 
     spec, _row = launched(ws, campaign_id)
+    today = today or date.today()
+    if spec.schedule.start > today and not early:
+        raise KehuInputError(_("Campaign {id} is scheduled for {start}: send it on or after "
+                               "that day, or now with --early.").format(
+            id=campaign_id, start=spec.schedule.start))
+    if spec.schedule.end is not None and spec.schedule.end < today:
+        raise KehuInputError(_("Campaign {id} ended on {end}: its messages are no longer "
+                               "sent.").format(id=campaign_id, end=spec.schedule.end))
     enqueue(ws.store, messages(ws, spec))
     cfg = config if config is not None else ws.settings.channels.get(spec.adapter, {})
     channel = get_channel(spec.adapter, cfg)

@@ -124,13 +124,15 @@ def list_cmd(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
 def send_cmd(campaign_id: str, workspace: WorkspaceOpt = None,
              attempts: Annotated[int, typer.Option("--attempts", help="Tries per message "
                                                    "before it is reported failed.")] = 3,
+             early: Annotated[bool, typer.Option(
+                 "--early", help="Send now although the campaign starts later.")] = False,
              json: JsonOpt = False) -> None:
     """Deliver the campaign's queued messages through its channel adapter; failures are
     retried, then reported and kept in the outbox ('kehu campaign status')."""
     from kehu.campaigns.launch import send
 
     ws = open_workspace(workspace)
-    rep = send(ws, campaign_id, cli_actor(), max_attempts=attempts)
+    rep = send(ws, campaign_id, cli_actor(), max_attempts=attempts, early=early)
     ws.close()
     d = rep.to_dict() if hasattr(rep, "to_dict") else dict(vars(rep))
     if json:
