@@ -602,9 +602,16 @@ def test_cli_kpi_and_service_levels(demo: Workspace, tmp_path: Path) -> None:
               env=env)
     assert res.exit_code == 0, res.output
     got = json.loads(res.stdout)
-    _same(got, crm_kpis(demo, months=2, as_of=AS_OF).to_dict())
-    assert got["headline"]["campaigns"]["roi"] is None
-    assert "not available" in got["headline"]["campaigns"]["reason"]
+    from kehu.campaigns.measure import campaign_results
+
+    # the CLI passes the campaigns' measured results
+    _same(got, crm_kpis(demo, months=2, as_of=AS_OF,
+                        campaign_results=campaign_results).to_dict())
+    c = got["headline"]["campaigns"]
+    measured = campaign_results(demo, date.fromisoformat(got["start"]), AS_OF)
+    assert c["campaigns"] == len(measured) and c["reason"] is None
+    assert "not available" in crm_kpis(demo, months=2, as_of=AS_OF).to_dict()[
+        "headline"]["campaigns"]["reason"]
     res = run(app, ["kpi", "--months", "1", "--as-of", str(AS_OF), "-w", root], env=env)
     assert res.exit_code == 0 and "retention" in res.stdout, res.output
     res = run(app, ["servicelevels", "show", "--json", "-w", root], env=env)
