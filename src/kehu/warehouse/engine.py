@@ -91,6 +91,11 @@ class Engine:
                     raw.unregister(staging)
                     self._copied.add(name)
                 else:
+                    if version is not None and _view_typed(data):
+                        # Delta merges (delta-rs) write string_view columns, and pyarrow has
+                        # no kernel to compare them with the plain strings DuckDB pushes down
+                        # as filters: read such a table whole, in the table's own schema
+                        data = data.to_table()
                     raw.register(name, data)
                     self._views.add(name)
             except Exception as exc:  # pragma: no cover - backend failure with context
@@ -144,3 +149,14 @@ class Engine:
             self._bound.clear()
             self._copied.clear()
             self._views.clear()
+
+
+def _view_typed(data: Any) -> bool:
+    """Whether any file of a pyarrow dataset stores a string_view / binary_view column."""
+    import pyarrow as pa
+
+    for frag in data.get_fragments():
+        for f in frag.physical_schema:
+            if pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type):
+                return True
+    return False
