@@ -39,3 +39,23 @@ def test_filters_after_a_merge(tmp_path) -> None:  # type: ignore[no-untyped-def
         .sort_values("customer_id").customer_id.tolist()
     assert got == want and len(want) == 5
     assert isinstance(df, pd.DataFrame)
+
+
+def test_upsert_compares_every_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The default comparison ORs one IS DISTINCT FROM per column; each must be bracketed
+    (delta-rs's parser binds OR tighter), or the merge fails on string columns."""
+    ws = Workspace.init(tmp_path / "w")
+    schema = ENTITIES["customers"].arrow_schema()
+    n = 30
+    cols = {"customer_id": [f"C{i:04d}" for i in range(n)],
+            "name": [f"客户{i}" for i in range(n)], "city": ["上海"] * n}
+    t = pa.table({f.name: pa.array(cols[f.name], f.type) if f.name in cols
+                  else pa.nulls(n, f.type) for f in schema}, schema=schema)
+    ws.warehouse.append("customers", t)
+    i = schema.get_field_index("city")
+    new = t.set_column(i, schema.field(i), pa.array(["北京"] * 10 + ["上海"] * 20,
+                                                     schema.field(i).type))
+    res = ws.warehouse.upsert("customers", new, key=("customer_id",))
+    assert (res.inserted, res.updated, res.unchanged) == (0, 10, 20)
+    df = ws.warehouse.read("customers").to_pandas().sort_values("customer_id")
+    assert df.city.tolist() == ["北京"] * 10 + ["上海"] * 20

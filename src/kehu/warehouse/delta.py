@@ -144,9 +144,11 @@ class Warehouse:
         changed_parts = []
         for c in cols:
             if c in target_cols:
-                changed_parts.append(f"t.{_quote(c)} IS DISTINCT FROM s.{_quote(c)}")
+                # parenthesised: the SQL parser of delta-rs binds OR tighter than IS DISTINCT
+                # FROM, so "a IS DISTINCT FROM b OR c …" would read as "a … (b OR c) …"
+                changed_parts.append(f"(t.{_quote(c)} IS DISTINCT FROM s.{_quote(c)})")
             else:  # a new column: changed if the source has a value
-                changed_parts.append(f"s.{_quote(c)} IS NOT NULL")
+                changed_parts.append(f"(s.{_quote(c)} IS NOT NULL)")
         changed = " OR ".join(changed_parts) or "FALSE"
         merger = dt.merge(table, predicate=on, source_alias="s", target_alias="t",
                           merge_schema=True, commit_properties=_props(metadata))
