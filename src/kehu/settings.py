@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kehu.errors import KehuInputError
@@ -57,6 +57,25 @@ class IngestSection(BaseModel):
     )
 
 
+class WebSection(BaseModel):
+    secret_key: SecretStr = Field(
+        SecretStr(""), description="Key that signs session cookies: at least 32 random "
+        "characters (e.g. from `python -c \"import secrets; print(secrets.token_urlsafe(48))\"`"
+        "), best set as KEHU_WEB__SECRET_KEY. Empty: the app refuses to start unless in demo "
+        "mode, where a random key is made per run.")
+    demo: bool = Field(False, description="Demo mode: allows an empty secret key and, on a "
+                       "loopback host, cookies without the Secure flag (plain http).")
+    session_max_age: int = Field(8 * 3600, ge=60, description="Seconds a login session lasts.")
+    cookie_secure: bool = Field(True, description="Send cookies only over https (Secure flag). "
+                                "Ignored in demo mode on a loopback host.")
+    host: str = Field("127.0.0.1", description="Address `kehu serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `kehu serve` listens on.")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins per user name and "
+                                    "client address before further tries are refused (429).")
+    login_window_seconds: int = Field(900, ge=1, description="Window in which failed logins "
+                                      "are counted, in seconds.")
+
+
 class Settings(BaseSettings):
     """All settings of one workspace."""
 
@@ -70,6 +89,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
+    web: WebSection = Field(default_factory=WebSection)
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Settings of each channel adapter, one table per adapter, e.g. "
@@ -106,4 +126,10 @@ class Settings(BaseSettings):
             raise KehuInputError(f"{path}: invalid settings: {problems}") from exc
 
     def to_toml_dict(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True)
+        data = self.model_dump(by_alias=True, exclude_none=True)
+        secret = self.web.secret_key.get_secret_value()
+        if secret:
+            data["web"]["secret_key"] = secret
+        else:  # set it with KEHU_WEB__SECRET_KEY rather than in a file
+            del data["web"]["secret_key"]
+        return data

@@ -22,10 +22,12 @@ KEYWORDS = {"_": None, "gettext": None, "N_": None}
 
 
 def extract() -> dict[str, list[tuple[str, int]]]:
-    """msgid -> places (file, line) for every literal passed to ``_()`` / ``gettext()``."""
+    """msgid -> places (file, line) for every literal passed to ``_()`` / ``gettext()``, in
+    the Python source and in the web app's Jinja templates."""
     found: dict[str, list[tuple[str, int]]] = {}
     for filename, lineno, message, _comments, _ctx in extract_from_dir(
-        str(SOURCE_DIR), method_map=[("**.py", "python")], keywords=KEYWORDS,
+        str(SOURCE_DIR), method_map=[("**.py", "python"), ("**/templates/**.html", "jinja2")],
+        keywords=KEYWORDS,
         comment_tags=(), strip_comment_tags=True,
     ):
         if isinstance(message, str) and message:

@@ -7,7 +7,8 @@ from kehu.store.models.base import Base
 from kehu.store.models.crm import Assignment, LoggedInteraction, Note, Task
 from kehu.store.models.definitions import Definition
 from kehu.store.models.outreach import CampaignLaunch, DoNotContact, OutboxMessage
-from kehu.store.models.people import ApiToken, User
+from kehu.store.models.people import ApiToken, LoginAttempt, User
 
 __all__ = ["ApiToken", "Assignment", "AuditEntry", "Base", "CampaignLaunch", "Definition",
-           "DoNotContact", "LoggedInteraction", "Note", "OutboxMessage", "Task", "User"]
+           "DoNotContact", "LoggedInteraction", "LoginAttempt", "Note", "OutboxMessage", "Task",
+           "User"]

@@ -1,0 +1,676 @@
+"""The customer list (issue 6): search, filter, sort and page through customers with their
+latest scores, fast at a million customers, and only the customers the asker may see.
+
+**What a query reads.** One row per customer: the warehouse ``customers`` table joined with
+the per-customer results of the latest analysis run (the run with the latest ``as_of`` on
+or before ``CustomerQuery.as_of``, ties broken by run id — the run the customer 360 and the
+portfolios show), and the customer's account manager *today* by the precedence of
+:func:`kehu.accounts.portfolio.managers_on` (the app store's assignment valid today, else
+none when the store has assignments for the customer that all ended, else the warehouse's
+``customers.account_manager_id``).
+
+**The customer index.** Joining a million customers with their scores for every request
+would take seconds, so the join is done once per (run id, ``customers`` table version) and
+written, sorted by customer id, to ``<workspace>/.cache/customer_index/<key>.parquet``
+together with the search keys (upper-case id, lower-case name, the phone's national digits),
+each customer's position in every sort order (so a page is a top-k on one integer column, or
+a range of it when nothing is filtered) and statistics that let a search skip a kind that
+cannot match (no id starts with that character, no name has a Latin letter). A process
+loads that file once into its own in-memory DuckDB database and adds the account managers of
+today; the result is kept warm in a module-level cache keyed by the workspace
+path and checked on every request against
+
+- the ``customers`` and ``customer_scores`` Delta versions (a new run or an import rebuilds
+  the file; a version check costs about a millisecond),
+- a fingerprint of the store's assignments (count, last id, ended rows, latest dates) and
+  the day: an assignment made or ended re-derives the manager column only (a join in
+  memory, not a new file),
+- for a ``segment`` filter, the definition's version and the versions of the tables a
+  segment may read: its membership is computed with :func:`compile_segment` and kept.
+
+Every query is compiled to Ibis over the warm table: values enter as literals, no SQL text
+is built from user input.
+
+**Scope.** :class:`Scope` says who asks. An account manager (``employee_id``) sees only the
+customers assigned to them today — in :func:`search` and :func:`get_visible`, which answers
+a customer outside the scope exactly as an unknown id (:class:`NotFoundError`, a 404), so
+nothing about other managers' customers leaks. ``mask_phone`` (for viewers) shows phones as
+``138****5678``; searching by phone still works, it only reveals which rows match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kehu.analytics.lifecycle import STAGES
+from kehu.analytics.run import SCORES_TABLE
+from kehu.errors import EngineError, KehuInputError, NotFoundError
+from kehu.i18n import _
+from kehu.specfiles import validated
+
+if TYPE_CHECKING:
+    from ibis.expr.types import BooleanValue, Table
+
+    from kehu.workspace import Workspace
+
+#: bump when the index's columns or keys change: older files are then rebuilt
+INDEX_FORMAT = 3
+INDEX_DIR = Path(".cache") / "customer_index"
+#: index files kept per workspace (the latest run's and a few for as-of queries)
+KEEP_FILES = 3
+SORTS = ("total_value", "current_value", "clv", "churn_risk", "customer_id", "name")
+SCORE_COLUMNS = {"tier": "string", "rfm_class": "string", "lifecycle_stage": "string",
+                 "churn_risk": "float64", "clv": "float64", "total_value": "float64",
+                 "current_value": "float64"}
+#: the columns of a result row, in order
+ROW_COLUMNS = ("customer_id", "name", "phone", "city", "tier", "rfm_class", "lifecycle_stage",
+               "churn_risk", "clv", "total_value", "current_value", "account_manager_id")
+#: tables a saved segment may read besides customers and scores
+SEGMENT_SOURCES = ("transactions", "products", "interactions", "campaign_contacts")
+#: a query of only these characters with at least this many digits also searches phones
+_PHONE_CHARS = re.compile(r"^[\d\s()+\-.]+$")
+MIN_PHONE_DIGITS = 3
+
+
+# -- the query and the asker ------------------------------------------------------------------
+
+
+class CustomerQuery(BaseModel):
+    """A customer-list request. ``q`` matches a customer id prefix (any case), the phone's
+    digits (``+86``, ``0086``, spaces and dashes ignored; the number's start or end) or a
+    substring of the name (Chinese included; Latin letters in any case).
+
+    >>> CustomerQuery(q=" 张 ", tiers=["gold"], sort="clv").q
+    '张'
+    >>> CustomerQuery.parse({"page_size": 500})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kehu.errors.KehuInputError: customer query: invalid customer query: page_size: ...
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    q: str | None = Field(None, max_length=100, description="id prefix, phone digits or name")
+    tiers: list[str] = Field(default_factory=list, max_length=20)
+    segment: str | None = Field(None, min_length=1, max_length=200,
+                                description="a saved segment's name")
+    lifecycle_stages: list[str] = Field(default_factory=list, max_length=20)
+    rfm_classes: list[str] = Field(default_factory=list, max_length=20)
+    min_risk: float | None = Field(None, ge=0, le=1)
+    max_risk: float | None = Field(None, ge=0, le=1)
+    manager: str | None = Field(None, min_length=1, max_length=80,
+                                description="account manager's employee id")
+    sort: Literal["total_value", "current_value", "clv", "churn_risk", "customer_id",
+                  "name"] = "total_value"
+    desc: bool = True
+    page: int = Field(1, ge=1)
+    page_size: int = Field(50, ge=1, le=200)
+    as_of: date | None = None
+
+    @field_validator("q")
+    @classmethod
+    def _strip(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        return v or None
+
+    @field_validator("lifecycle_stages")
+    @classmethod
+    def _stages(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s not in STAGES]
+        if bad:
+            raise ValueError(_("unknown lifecycle stage(s) {bad}; the stages are {all}").format(
+                bad=", ".join(bad), all=", ".join(STAGES)))
+        return v
+
+    @model_validator(mode="after")
+    def _risk_range(self) -> CustomerQuery:
+        if self.min_risk is not None and self.max_risk is not None \
+                and self.min_risk > self.max_risk:
+            raise ValueError(_("min_risk ({lo}) must not exceed max_risk ({hi})").format(
+                lo=self.min_risk, hi=self.max_risk))
+        return self
+
+    @classmethod
+    def parse(cls, data: Any) -> CustomerQuery:
+        """Validate request parameters; a :class:`KehuInputError` names each bad one."""
+        return validated(cls, data, "customer query", _("customer query"))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is asking. ``employee_id`` set: an account manager, who sees only the customers
+    assigned to them today; unset: everyone (admin, analyst, manager, viewer).
+    ``mask_phone``: phones shown as ``138****5678`` (viewers).
+
+    >>> Scope.for_role("account_manager", "E0003")
+    Scope(employee_id='E0003', mask_phone=False)
+    >>> Scope.for_role("viewer").mask_phone
+    True
+    """
+
+    employee_id: str | None = None
+    mask_phone: bool = False
+
+    @classmethod
+    def for_role(cls, role: str, employee_id: str | None = None) -> Scope:
+        """The scope of a store user's role (:data:`kehu.store.models.people.ROLES`)."""
+        if role == "account_manager":
+            if not employee_id:
+                raise KehuInputError(_("An account manager needs an employee id to see "
+                                       "customers. Set the user's employee id."))
+            return cls(employee_id=employee_id)
+        return cls(mask_phone=role == "viewer")
+
+
+@dataclass
+class CustomerPage:
+    """One page of results; ``total`` counts every match, ``as_of``/``run_id`` name the
+    analysis run the scores come from (``None`` before the first run)."""
+
+    total: int
+    page: int
+    page_size: int
+    rows: list[dict[str, Any]]
+    as_of: date | None
+    run_id: str | None
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "page": self.page, "page_size": self.page_size,
+                "pages": self.pages, "rows": self.rows, "as_of": self.as_of,
+                "run_id": self.run_id}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def phone_digits(text: str | None) -> str:
+    """The national digits of a phone number: non-digits dropped, then ``0086`` / ``86``
+    (before an 11-digit mobile number) removed.
+
+    >>> phone_digits("+86 138-0000-0000"), phone_digits("0086 13800000000"), phone_digits("5678")
+    ('13800000000', '13800000000', '5678')
+    >>> phone_digits("(+86) 138 00"), phone_digits("8613800000000"), phone_digits("861380")
+    ('13800', '13800000000', '861380')
+    """
+    compact = re.sub(r"[\s\-.()]", "", text or "")
+    d = re.sub(r"\D", "", compact)
+    if compact.startswith(("+86", "0086")):   # explicit country code, even before a part
+        return d[4:] if compact.startswith("0086") else d[2:]
+    if d.startswith("86") and len(d) == 13:
+        return d[2:]
+    return d
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """The phone with all but its first three and last four digits hidden.
+
+    >>> mask_phone("13812345678"), mask_phone("+86 138-1234-5678"), mask_phone("12345")
+    ('138****5678', '138****5678', '*****')
+    """
+    if not phone:
+        return phone
+    d = phone_digits(phone)
+    if len(d) < 8:
+        return "*" * len(d)
+    return d[:3] + "*" * (len(d) - 7) + d[-4:]
+
+
+# -- the index --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """The customer index for one run and ``customers`` version; ``built`` when this call
+    wrote it."""
+
+    path: Path
+    run_id: str | None
+    as_of: date | None
+    customers_version: int | None
+    rows: int
+    built: bool
+    seconds: float
+
+
+def _version(ws: Workspace, name: str) -> int | None:
+    """The table's Delta version, re-read only when its log folder changed (a commit adds a
+    file there, which updates the folder's modification time): a stat instead of opening
+    the table on every request."""
+    log = ws.warehouse.path(name) / "_delta_log"
+    try:
+        mtime = log.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    hit = _VERSIONS.get(str(log))
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    version = ws.warehouse.version(name)
+    _VERSIONS[str(log)] = (mtime, version)
+    return version
+
+
+def _runs(ws: Workspace) -> list[tuple[date, str]]:
+    """(as_of, run_id) of every run in ``customer_scores``, latest first (cached per table
+    version)."""
+    version = _version(ws, SCORES_TABLE)
+    if version is None:
+        return []
+    key = (str(ws.root), version)
+    with _LOCK:
+        hit = _RUNS.get(key)
+    if hit is not None:
+        return hit
+    s = ws.engine.table(SCORES_TABLE)
+    rows = s.select("as_of", "run_id").distinct().to_pyarrow().to_pylist()
+    runs = sorted(((r["as_of"], r["run_id"]) for r in rows), reverse=True)
+    with _LOCK:
+        for k in [k for k in _RUNS if k[0] == key[0]]:
+            del _RUNS[k]
+        _RUNS[key] = runs
+    return runs
+
+
+def _run_for(ws: Workspace, as_of: date | None) -> tuple[date | None, str | None]:
+    for day, run_id in _runs(ws):
+        if as_of is None or day <= as_of:
+            return day, run_id
+    return None, None
+
+
+def _index_key(run_id: str | None, customers_version: int | None) -> str:
+    raw = f"{INDEX_FORMAT}|{run_id}|{customers_version}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+def ensure_index(ws: Workspace, as_of: date | None = None) -> IndexInfo:
+    """The customer index of the latest run on or before ``as_of``: reused when its file
+    exists for the current ``customers`` version, else built (the analysis run or a
+    scheduler may call this after a run so the first request does not pay)."""
+    day, run_id = _run_for(ws, as_of)
+    cver = _version(ws, "customers")
+    folder = ws.root / INDEX_DIR
+    path = folder / f"{_index_key(run_id, cver)}.parquet"
+    if path.exists():
+        rows = pq.ParquetFile(path).metadata.num_rows
+        return IndexInfo(path, run_id, day, cver, rows, False, 0.0)
+    t0 = time.perf_counter()
+    table = _with_ranks(_index_table(ws, run_id).to_pyarrow())
+    meta = {b"kehu.run_id": (run_id or "").encode(), b"kehu.customers_version": str(cver).encode(),
+            b"kehu.index_format": str(INDEX_FORMAT).encode(),
+            b"kehu.stats": json.dumps(_stats(table), ensure_ascii=False).encode()}
+    table = table.replace_schema_metadata(meta)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    pq.write_table(table, tmp, row_group_size=128 * 1024)
+    os.replace(tmp, path)   # atomic: readers see the whole file or none
+    old = sorted((p for p in folder.glob("*.parquet") if p != path),
+                 key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in old[KEEP_FILES - 1:]:
+        p.unlink(missing_ok=True)
+    return IndexInfo(path, run_id, day, cver, table.num_rows, True,
+                     round(time.perf_counter() - t0, 3))
+
+
+def _index_table(ws: Workspace, run_id: str | None) -> Table:
+    """Customers with the run's scores and the search keys, sorted by customer id."""
+    c = ws.engine.table("customers")
+    base = c.select("customer_id", "name", "phone", "city", "region", "account_manager_id")
+    if run_id is not None:
+        s = ws.engine.table(SCORES_TABLE)
+        s = s.filter(s.run_id == ibis.literal(run_id))
+        cols = {k: (s[k].cast(t) if k in s.columns else ibis.null(t))
+                for k, t in SCORE_COLUMNS.items()}
+        scores = s.select("customer_id", **cols)
+        j = base.left_join(scores, "customer_id")
+        base = j.select(*(j[k] for k in ("customer_id", "name", "phone", "city", "region",
+                                         "account_manager_id")),
+                        *(j[k] for k in SCORE_COLUMNS))
+    else:
+        base = base.mutate(**{k: ibis.null(t) for k, t in SCORE_COLUMNS.items()})
+    digits = base.phone.re_replace(r"\D", "")
+    national = ibis.cases(
+        (digits.startswith("0086"), digits.substr(4)),
+        ((digits.length() == 13) & digits.startswith("86"), digits.substr(2)),
+        else_=digits)
+    return base.mutate(id_key=base.customer_id.upper(), name_key=base.name.lower(),
+                       phone_digits=national)
+
+
+def rank_column(sort: str, desc: bool) -> str:
+    """The index column holding each customer's position in that order.
+
+    >>> rank_column("clv", True)
+    '_r_clv_desc'
+    """
+    return f"_r_{sort}_{'desc' if desc else 'asc'}"
+
+
+def _with_ranks(table: pa.Table) -> pa.Table:
+    """The index sorted by customer id with, per sort order, every customer's position in it
+    (missing values last, ties by customer id): a page is then a top-k on one integer column,
+    or a range of it without filters. Stable sorts of the id-sorted table break the ties."""
+    table = table.sort_by("customer_id")
+    for k, typ in SCORE_COLUMNS.items():   # NaN is "missing" here, not "above everything"
+        if typ == "float64":
+            col = table.column(k)
+            i = table.schema.get_field_index(k)
+            table = table.set_column(i, k, pc.if_else(pc.is_nan(col), None, col))
+    n = table.num_rows
+    for sort in SORTS:
+        for desc in (False, True):
+            order = pc.array_sort_indices(   # a stable sort
+                table.column(sort).combine_chunks(),
+                order="descending" if desc else "ascending", null_placement="at_end")
+            rank = np.empty(n, dtype=np.int32)
+            rank[order.to_numpy()] = np.arange(n, dtype=np.int32)
+            table = table.append_column(rank_column(sort, desc), pa.array(rank))
+    return table
+
+
+def _stats(table: pa.Table) -> dict[str, Any]:
+    """What lets a search skip conditions that cannot match: the ids' first characters,
+    whether any id has a non-ASCII character and any name an ASCII one."""
+    ids = table.column("id_key")
+    names = table.column("name_key")
+    return {
+        "id_first": sorted(set(pc.utf8_slice_codeunits(ids, 0, 1).unique().to_pylist())
+                           - {None}),
+        "ids_non_ascii": bool(pc.any(pc.invert(pc.string_is_ascii(ids))).as_py()),
+        "names_ascii": bool(pc.any(pc.match_substring_regex(names, r"[\x00-\x7f]"))
+                            .as_py()),
+    }
+
+
+def _assignments_fingerprint(ws: Workspace) -> tuple[Any, ...]:
+    """Changes whenever an assignment is added or ended (cheap: one aggregate query)."""
+    from sqlalchemy import func, select
+
+    from kehu.store.models import Assignment
+
+    a = Assignment
+    with ws.store.session() as s:
+        row = s.execute(select(func.count(), func.max(a.id), func.count(a.valid_to),
+                               func.max(a.valid_to), func.min(a.valid_to),
+                               func.max(a.valid_from), func.max(a.created_at))).one()
+    return tuple(str(x) for x in row)
+
+
+@dataclass
+class _Warm:
+    """One workspace's index loaded into an in-process DuckDB, with today's managers."""
+
+    index_key: str
+    info: IndexInfo
+    con: Any
+    managers_key: tuple[Any, ...] | None = None
+    live: str | None = None
+    generation: int = 0
+    segments: OrderedDict[tuple[Any, ...], str] = field(default_factory=OrderedDict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    closed: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Disconnect once no query runs on it; a request holding it retries."""
+        with self.lock:
+            self.closed = True
+            self.con.disconnect()
+
+
+_LOCK = threading.Lock()
+_WARM: OrderedDict[tuple[str, str | None], _Warm] = OrderedDict()
+_RUNS: dict[tuple[str, int], list[tuple[date, str]]] = {}
+_VERSIONS: dict[str, tuple[int, int | None]] = {}
+#: warm indexes kept per process (workspace x as-of run), least recently used dropped
+MAX_WARM = 4
+MAX_SEGMENTS = 16
+
+
+def invalidate(ws: Workspace | None = None) -> None:
+    """Drop the warm indexes of ``ws`` (all workspaces when ``None``); files stay."""
+    with _LOCK:
+        gone = [_WARM.pop(k) for k in [k for k in _WARM if ws is None or k[0] == str(ws.root)]]
+        _RUNS.clear()
+        _VERSIONS.clear()
+    for w in gone:
+        w.close()
+
+
+def _warm(ws: Workspace, as_of: date | None) -> _Warm:
+    """The warm index of the run for ``as_of``, (re)loading whatever changed. Returned with
+    its lock held (the caller releases it): its live table stays the one checked here."""
+    while True:
+        w = _warm_slot(ws, as_of)
+        w.lock.acquire()
+        if not w.closed:
+            break
+        w.lock.release()   # evicted meanwhile by a newer index: take that one
+    try:
+        if w.live is None:
+            idx = pq.read_table(w.info.path)
+            w.stats = json.loads((idx.schema.metadata or {}).get(b"kehu.stats", b"{}"))
+            w.con.create_table("idx", idx, overwrite=True)
+        mkey = (_assignments_fingerprint(ws), date.today())
+        if mkey != w.managers_key:
+            _load_managers(ws, w)
+            w.managers_key = mkey
+    except BaseException:
+        w.lock.release()
+        raise
+    return w
+
+
+def _warm_slot(ws: Workspace, as_of: date | None) -> _Warm:
+    info = ensure_index(ws, as_of)
+    slot = (str(ws.root), info.run_id)
+    key = info.path.name
+    gone: list[_Warm] = []
+    with _LOCK:
+        w = _WARM.get(slot)
+        if w is not None and w.index_key != key:
+            gone.append(_WARM.pop(slot))
+            w = None
+        if w is None:
+            con = ibis.duckdb.connect(autoinstall_known_extensions=False,
+                                      autoload_known_extensions=False)
+            w = _Warm(key, info, con)
+            _WARM[slot] = w
+            while len(_WARM) > MAX_WARM:
+                gone.append(_WARM.popitem(last=False)[1])
+        _WARM.move_to_end(slot)
+    for old in gone:
+        old.close()
+    return w
+
+
+class _IndexView:
+    """The workspace as :func:`managers_on` sees it, with ``customers`` read from the warm
+    index (it holds the warehouse's ``account_manager_id`` of the same table version), so
+    the precedence runs in memory instead of over the warehouse files."""
+
+    def __init__(self, ws: Workspace, con: Any) -> None:
+        self.store = ws.store
+        self.engine = self
+        self._con = con
+
+    def table(self, name: str) -> Table:
+        if name != "customers":   # pragma: no cover - managers_on reads only customers
+            raise EngineError(f"The customer index has no table '{name}'.")
+        return self._con.table("idx")
+
+
+def _load_managers(ws: Workspace, w: _Warm) -> None:
+    """A new live table: the index with today's account manager of each customer."""
+    from kehu.accounts.portfolio import managers_on
+
+    w.generation += 1
+    con = w.con
+    m = managers_on(cast("Workspace", _IndexView(ws, con)), date.today())
+    idx = con.table("idx")
+    j = idx.left_join(m, "customer_id")
+    live = j.select(*(j[c] for c in idx.columns if c != "account_manager_id"),
+                    account_manager_id=j.employee_id)
+    name = f"live_{w.generation}"
+    con.create_table(name, live)
+    old, w.live = w.live, name
+    if old is not None:
+        con.drop_table(old, force=True)
+
+
+def _segment_members(ws: Workspace, w: _Warm, name: str) -> Table:
+    from kehu.segments import Context, SegmentSpec, compile_segment
+    from kehu.store.services import get_definition
+
+    try:
+        d = get_definition(ws.store, "segment", name)
+    except NotFoundError as exc:
+        raise KehuInputError(_("The 'segment' parameter names no saved segment: '{name}'. "
+                               "Check the name on the segments page.").format(name=name)
+                             ) from exc
+    spec_json = json.dumps(d.spec, sort_keys=True, default=str)
+    key = (name, d.version, spec_json, w.index_key,
+           *(_version(ws, t) for t in SEGMENT_SOURCES))
+    with w.lock:
+        table = w.segments.get(key)
+        if table is None:
+            spec = SegmentSpec.parse(d.spec, f"segment '{name}'")
+            ids = compile_segment(spec, Context(ws.engine, spec.as_of)).to_pyarrow()
+            table = f"seg_{len(w.segments)}_{w.generation}_{time.monotonic_ns()}"
+            w.con.create_table(table, ids.select(["customer_id"]))
+            w.segments[key] = table
+            while len(w.segments) > MAX_SEGMENTS:
+                w.con.drop_table(w.segments.popitem(last=False)[1], force=True)
+        w.segments.move_to_end(key)
+        return w.con.table(table)
+
+
+# -- querying ---------------------------------------------------------------------------------
+
+
+def _search(t: Table, q: str, stats: dict[str, Any]) -> BooleanValue:
+    """Id prefix, name substring or phone digits; a kind the index's statistics rule out
+    (no id starts with that character, no name has a Latin letter …) is left out."""
+    ascii_q = q.isascii()
+    parts: list[BooleanValue] = []
+    up = q.upper()
+    if up[0] in stats.get("id_first", up[0]) and (ascii_q or stats.get("ids_non_ascii", 1)):
+        parts.append(t.id_key.startswith(ibis.literal(up)))
+    if not ascii_q or stats.get("names_ascii", True):
+        parts.append(t.name_key.contains(ibis.literal(q.lower())))
+    d = phone_digits(q)
+    if _PHONE_CHARS.match(q) and len(d) >= MIN_PHONE_DIGITS:
+        lit = ibis.literal(d)
+        parts += [t.phone_digits.startswith(lit), t.phone_digits.endswith(lit)]
+    if not parts:
+        return ibis.literal(False)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out | p
+    return out.fill_null(False)
+
+
+def _conditions(t: Table, query: CustomerQuery, scope: Scope,
+                members: Table | None, stats: dict[str, Any]) -> list[BooleanValue]:
+    conds: list[BooleanValue] = []
+    if scope.employee_id is not None:
+        conds.append(t.account_manager_id == ibis.literal(scope.employee_id))
+    if query.q:
+        conds.append(_search(t, query.q, stats))
+    for col, values in (("tier", query.tiers), ("lifecycle_stage", query.lifecycle_stages),
+                        ("rfm_class", query.rfm_classes)):
+        if values:
+            conds.append(t[col].isin([ibis.literal(v) for v in values]))
+    if query.min_risk is not None:
+        conds.append(t.churn_risk >= ibis.literal(query.min_risk))
+    if query.max_risk is not None:
+        conds.append(t.churn_risk <= ibis.literal(query.max_risk))
+    if query.manager is not None:
+        conds.append(t.account_manager_id == ibis.literal(query.manager))
+    if members is not None:
+        conds.append(t.customer_id.isin(members.customer_id))
+    return conds
+
+
+def _row(r: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    out = {k: r.get(k) for k in ROW_COLUMNS}
+    for k in ("churn_risk", "clv", "total_value", "current_value"):
+        v = out[k]
+        if v is not None and v != v:   # NaN -> None (JSON has no NaN)
+            out[k] = None
+    if scope.mask_phone:
+        out["phone"] = mask_phone(out["phone"])
+    return out
+
+
+def search(ws: Workspace, query: CustomerQuery, scope: Scope) -> CustomerPage:
+    """One page of the customers matching ``query`` that ``scope`` may see.
+
+    Sorted by ``query.sort`` (missing values last, then by customer id); names sort by
+    code point, not pinyin. A page past the end has no rows and the real total.
+    """
+    w = _warm(ws, query.as_of)
+    try:
+        members = _segment_members(ws, w, query.segment) if query.segment else None
+        t = w.con.table(w.live)
+        conds = _conditions(t, query, scope, members, w.stats)
+        rank = t[rank_column(query.sort, query.desc)]
+        offset = (query.page - 1) * query.page_size
+        try:
+            if conds:
+                f = t.filter(*conds)
+                total = int(f.count().to_pyarrow().as_py())
+                page = f.order_by(rank).limit(query.page_size, offset=offset)
+            else:   # every customer: the page is a range of the order's positions
+                total = w.info.rows
+                page = t.filter(rank.between(offset, offset + query.page_size - 1)) \
+                    .order_by(rank)
+            rows = page.select(*ROW_COLUMNS).to_pyarrow().to_pylist() if total > offset \
+                else []
+        except Exception as exc:   # pragma: no cover - backend failure with context
+            raise EngineError(f"DuckDB failed on the customer list query: {exc}") from exc
+    finally:
+        w.lock.release()
+    info = w.info
+    return CustomerPage(total, query.page, query.page_size, [_row(r, scope) for r in rows],
+                        info.as_of, info.run_id)
+
+
+def get_visible(ws: Workspace, customer_id: str, scope: Scope,
+                as_of: date | None = None) -> dict[str, Any]:
+    """The customer's list row, or :class:`NotFoundError` when the id is unknown *or* outside
+    ``scope`` (the same message: another manager's customer answers 404, not 403)."""
+    w = _warm(ws, as_of)
+    try:
+        t = w.con.table(w.live)
+        conds = [t.customer_id == ibis.literal(customer_id)]
+        if scope.employee_id is not None:
+            conds.append(t.account_manager_id == ibis.literal(scope.employee_id))
+        rows = t.filter(*conds).select(*ROW_COLUMNS).limit(1).to_pyarrow().to_pylist()
+    finally:
+        w.lock.release()
+    if not rows:
+        raise NotFoundError(_("No customer with id '{id}'. Check the id (ids are "
+                              "case-sensitive, e.g. C00000123).").format(id=customer_id))
+    return _row(rows[0], scope)
+

@@ -1,0 +1,95 @@
+"""The FastAPI application, built by :func:`create_app` — nothing is created at import time.
+
+>>> import tempfile
+>>> from kehu.workspace import Workspace
+>>> ws = Workspace.init(tempfile.mkdtemp())
+>>> app = create_app(ws.settings.model_copy(update={"web": ws.settings.web.model_copy(
+...     update={"demo": True})}), ws)
+>>> app.title
+'kehu'
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.middleware.sessions import SessionMiddleware
+
+from kehu.i18n import N_, gettext
+from kehu.settings import Settings
+from kehu.web import errors
+from kehu.web.deps import WebContext
+from kehu.web.i18n import FILTERS, LocaleMiddleware
+from kehu.web.routes import api, auth, pages
+from kehu.web.security import (
+    SESSION_COOKIE,
+    SecurityHeaders,
+    cookie_secure,
+    csrf_protect,
+    signing_key,
+)
+from kehu.workspace import Workspace
+
+STATIC = Path(__file__).parent / "static"
+
+ROLE_LABELS = {"admin": N_("Administrator"), "analyst": N_("Analyst"), "manager": N_("Manager"),
+               "account_manager": N_("Account manager"), "viewer": N_("Viewer")}
+
+
+def role_label(role: str) -> str:
+    """The translated name of a role."""
+    return gettext(ROLE_LABELS.get(role, role))
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(loader=PackageLoader("kehu.web", "templates"),
+                      autoescape=select_autoescape(["html"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.globals["_"] = gettext
+    env.globals["role_label"] = role_label
+    env.filters.update(FILTERS)
+    return Jinja2Templates(env=env)
+
+
+def create_app(settings: Settings, workspace: Workspace) -> FastAPI:
+    """The web app of ``workspace`` with ``settings`` (usually ``workspace.settings``).
+
+    Refuses to build without a real ``[web] secret_key`` outside demo mode.
+    """
+    web = settings.web
+    key = signing_key(web)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        workspace.store.ensure_current()
+        yield
+        workspace.close()
+
+    app = FastAPI(title="kehu", version=_version(), lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None,  # served behind login
+                  dependencies=[Depends(csrf_protect)])
+    app.state.kehu = WebContext(settings=settings, workspace=workspace, templates=_templates())
+    errors.install(app)
+    # outermost last: headers on everything, then the locale, then the session
+    app.add_middleware(SessionMiddleware, secret_key=key, session_cookie=SESSION_COOKIE,
+                       max_age=web.session_max_age, same_site="lax",
+                       https_only=cookie_secure(web))
+    app.add_middleware(LocaleMiddleware, default=settings.company.locale)
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    return app
+
+
+def _version() -> str:
+    import kehu
+
+    return str(kehu.__version__)
