@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date, datetime
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -26,7 +27,7 @@ from kehu.settings import Settings
 from kehu.web import errors
 from kehu.web.deps import WebContext
 from kehu.web.i18n import FILTERS, LocaleMiddleware
-from kehu.web.routes import api, auth, pages
+from kehu.web.routes import api, api_customers, auth, customers, pages
 from kehu.web.security import (
     SESSION_COOKIE,
     SecurityHeaders,
@@ -54,6 +55,7 @@ def _templates() -> Jinja2Templates:
     env.globals["_"] = gettext
     env.globals["role_label"] = role_label
     env.filters.update(FILTERS)
+    env.tests["date_like"] = lambda v: isinstance(v, date | datetime)
     return Jinja2Templates(env=env)
 
 
@@ -85,7 +87,9 @@ def create_app(settings: Settings, workspace: Workspace) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(customers.router)
     app.include_router(api.router)
+    app.include_router(api_customers.router)
     return app
 
 

@@ -1,13 +1,14 @@
-"""HTML pages: the dashboard shell and the audit log."""
+"""HTML pages: the dashboard and the audit log."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from kehu.dashboard import dashboard as dashboard_data
+from kehu.errors import NotFoundError
 from kehu.i18n import _
 from kehu.store.services import audit_log
 from kehu.web.deps import (
@@ -23,31 +24,38 @@ from kehu.web.deps import (
 router = APIRouter(include_in_schema=False)
 
 
-def _headline_chart(monthly: list[dict[str, Any]]) -> str:
-    """ECharts option (JSON) of revenue by month; labels are translated here, on the server."""
-    return json.dumps({
+def _headline_chart(monthly: list[dict[str, Any]]) -> dict[str, Any]:
+    """ECharts option of revenue by month; labels are translated here, on the server."""
+    return {
         "tooltip": {"trigger": "axis"},
         "grid": {"left": 60, "right": 20, "top": 30, "bottom": 30},
         "xAxis": {"type": "category", "data": [str(m["month"])[:7] for m in monthly]},
         "yAxis": {"type": "value", "name": "¥"},
         "series": [{"type": "bar", "name": _("revenue"),
                     "data": [round(float(m["revenue"] or 0), 2) for m in monthly]}],
-    })
+    }
 
 
 @router.get("/")
 def dashboard(request: Request, user: CurrentUser, ws: WorkspaceDep, scope: ScopeDep) -> Response:
-    """The dashboard: headline figures with a chart and the same numbers as a table. (The
-    dashboard service will fill this page; account managers get their own view there.)"""
-    apply_locale(request)
-    head = None
-    if scope.all_customers:
+    """The dashboard service's sections, each a chart and the same numbers as a table; before
+    the first analysis run, the headline figures only. Account managers, who may not see
+    all-customer figures, are pointed to their customer list."""
+    locale = apply_locale(request)
+    if not scope.all_customers:
+        return render(request, "dashboard.html", {"scoped": True})
+    try:
+        data = dashboard_data(ws, locale)
+    except NotFoundError:  # no analysis run yet
         from kehu.analytics.headline import headline
 
         head = headline(ws.engine)
+        return render(request, "dashboard.html", {
+            "head": head, "scoped": False, "chart": _headline_chart(head.monthly_revenue)})
+    dash = data.to_dict()
     return render(request, "dashboard.html", {
-        "head": head, "scoped": not scope.all_customers,
-        "chart": _headline_chart(head.monthly_revenue) if head else None})
+        "dash": dash, "as_of": data.as_of, "scoped": False,
+        "sections": list(dash["sections"].values())})
 
 
 @router.get("/admin/audit")

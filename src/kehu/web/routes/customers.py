@@ -1,0 +1,147 @@
+"""HTML pages of customers: the list (search, filters, pages; HTMX swaps the result table)
+and one customer's 360 page with notes and open tasks. Every customer shown has passed the
+user's scope (:class:`kehu.customers.Scope`): another manager's customer is a 404."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from kehu.analytics.lifecycle import STAGES
+from kehu.analytics.rfm import RfmClassScheme
+from kehu.customer360.service import customer_360, kind_label
+from kehu.customers import CustomerQuery, Scope, get_visible, search
+from kehu.dashboard.service import STAGE_LABELS
+from kehu.errors import KehuInputError
+from kehu.i18n import _
+from kehu.store import services as sv
+from kehu.store.services import NoteIn
+from kehu.web.deps import CurrentUser, Principal, WorkspaceDep, apply_locale, render
+from kehu.workspace import Workspace
+
+router = APIRouter(include_in_schema=False)
+
+#: the list page's form fields and the CustomerQuery fields they fill
+FORM_FIELDS = {"q": "q", "tier": "tiers", "lifecycle": "lifecycle_stages",
+               "rfm": "rfm_classes", "min_risk": "min_risk", "max_risk": "max_risk",
+               "sort": "sort", "desc": "desc", "page": "page", "page_size": "page_size"}
+LIST_FIELDS = frozenset({"tiers", "lifecycle_stages", "rfm_classes"})
+SORT_LABELS = {"total_value": "Total value", "current_value": "Current value", "clv": "CLV",
+               "churn_risk": "Churn risk", "customer_id": "Customer id", "name": "Name"}
+PAGE_SIZE = 25
+
+
+def scope_of(principal: Principal) -> Scope:
+    """The customers this user may see, as the customer services take it."""
+    return Scope.for_role(principal.user.role, principal.user.employee_id)
+
+
+def form_query(params: Any) -> tuple[CustomerQuery, dict[str, Any]]:
+    """The list page's parameters as a :class:`CustomerQuery` (empty fields ignored) and the
+    values to refill the form with. Raises KehuInputError naming a bad parameter."""
+    data: dict[str, Any] = {"page_size": PAGE_SIZE}
+    values: dict[str, Any] = {}
+    for name, field in FORM_FIELDS.items():
+        got = [v.strip() for v in params.getlist(name) if v.strip()]
+        if not got:
+            continue
+        values[name] = got[0]
+        data[field] = got if field in LIST_FIELDS else got[0]
+    return CustomerQuery.parse(data), values
+
+
+def choices(locale: str) -> dict[str, list[tuple[str, str]]]:
+    """Options of the list page's selects: (code, label in ``locale``)."""
+    from kehu.accounts.service_levels import tier_scheme
+
+    zh = locale == "zh_CN"
+    rfm = RfmClassScheme()
+    return {"tier": [(t.code, t.name_zh if zh else t.name_en) for t in tier_scheme().tiers],
+            "lifecycle": [(s, _(STAGE_LABELS.get(s, s))) for s in STAGES],
+            "rfm": [(c.code, rfm.name(c.code, locale)) for c in rfm.classes],
+            "sort": [(k, _(v)) for k, v in SORT_LABELS.items()]}
+
+
+def _page_link(values: dict[str, Any], page: int) -> str:
+    return "/customers?" + urlencode({**values, "page": page})
+
+
+@router.get("/customers")
+def customers_page(request: Request, user: CurrentUser, ws: WorkspaceDep) -> Response:
+    """The customer list; with ``HX-Request`` only the result table (a partial)."""
+    locale = apply_locale(request)
+    query, values = form_query(request.query_params)
+    result = search(ws, query, scope_of(user))
+    values.pop("page", None)
+    ctx = {"result": result, "values": values, "choices": choices(locale),
+           "labels": _labels(locale),
+           "prev_link": _page_link(values, result.page - 1) if result.page > 1 else None,
+           "next_link": _page_link(values, result.page + 1)
+           if result.page < result.pages else None}
+    partial = request.headers.get("HX-Request") \
+        and not request.headers.get("HX-History-Restore-Request")
+    return render(request, "_customer_rows.html" if partial else "customers.html", ctx)
+
+
+def _labels(locale: str) -> dict[str, dict[str, str]]:
+    c = choices(locale)
+    return {k: dict(v) for k, v in c.items()}
+
+
+def contracts_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's contracts from the warehouse, latest start first (none without the
+    table)."""
+    if ws.warehouse.version("contracts") is None:
+        return []
+    t = ws.engine.table("contracts")
+    cols = [c for c in ("contract_id", "product_id", "start_date", "end_date", "status",
+                        "monthly_fee", "balance", "auto_renew") if c in t.columns]
+    rows = t.filter(t.customer_id == customer_id).select(*cols) \
+        .order_by(t.start_date.desc()).to_pyarrow().to_pylist()
+    return list(rows)
+
+
+def churn_reasons(scores: dict[str, Any]) -> list[dict[str, Any]]:
+    """The churn model's top reasons for this customer (stored as JSON), or none."""
+    raw = scores.get("churn_reasons")
+    if not raw:
+        return []
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return []
+    return [r for r in items if isinstance(r, dict)] if isinstance(items, list) else []
+
+
+@router.get("/customers/{customer_id}")
+def customer_page(customer_id: str, request: Request, user: CurrentUser,
+                  ws: WorkspaceDep) -> Response:
+    """One customer's 360 page."""
+    locale = apply_locale(request)
+    row = get_visible(ws, customer_id, scope_of(user))  # 404 outside the user's scope
+    c360 = customer_360(ws, customer_id)
+    if scope_of(user).mask_phone:
+        c360.profile["phone"] = row.get("phone")
+        c360.profile.pop("id_number", None)
+    labels = _labels(locale)
+    return render(request, "customer.html", {
+        "c": c360, "row": row, "labels": labels, "contracts": contracts_of(ws, customer_id),
+        "reasons": churn_reasons(c360.scores), "kind_label": kind_label,
+        "notes": sv.list_notes(ws.store, customer_id),
+        "tasks": sv.list_tasks(ws.store, customer_id=customer_id)})
+
+
+@router.post("/customers/{customer_id}/notes")
+def add_note_form(customer_id: str, text: Annotated[str, Form(max_length=20_000)],
+                  user: CurrentUser, ws: WorkspaceDep) -> Response:
+    """Add a note to the customer (CSRF-checked; audited by the store service)."""
+    get_visible(ws, customer_id, scope_of(user))
+    if not text.strip():
+        raise KehuInputError(_("The note is empty. Write its text, then add it."))
+    sv.add_note(ws.store, NoteIn(customer_id=customer_id, text=text.strip(),
+                                 author_id=user.user.id), actor=user.actor)
+    return RedirectResponse(f"/customers/{customer_id}#notes", status_code=303)

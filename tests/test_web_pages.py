@@ -1,0 +1,346 @@
+"""The web app's pages and data API (issue 6): dashboard, customer list, customer 360 with
+notes, and the REST API under /api/v1 — on one demo workspace (3,000 customers, one analysis
+run), against the real app (FastAPI's TestClient) and real sign-in."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from kehu.analytics.run import analysis_run
+from kehu.dashboard import clear_cache, dashboard
+from kehu.demo import generate
+from kehu.ingest.manifest import load_manifest
+from kehu.settings import WebSection
+from kehu.store.services import TaskIn, audit_log, create_task, list_notes
+from kehu.store.users import TokenIn, UserIn, create_token, create_user, list_users
+from kehu.web import create_app
+from kehu.workspace import Workspace
+
+SECRET = "p" * 48
+PASSWORD = "correct horse battery"
+SECTIONS = ["headline", "tiers", "rfm", "lifecycle", "churn_risk", "clv", "pareto", "trends",
+            "kpis"]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    base = tmp_path_factory.mktemp("webpages")
+    s = generate("retail", 3_000, seed=21, out=base / "src")
+    w = Workspace.init(base / "ws", locale="en")
+    load_manifest(w, s.manifest)
+    analysis_run(w)
+    clear_cache()
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def customers(ws: Workspace) -> pd.DataFrame:
+    return ws.warehouse.read("customers").to_pandas()
+
+
+@pytest.fixture(scope="module")
+def manager_id(customers: pd.DataFrame) -> str:
+    """The employee id of the account manager with the most customers."""
+    return str(customers.account_manager_id.value_counts().index[0])
+
+
+@pytest.fixture(scope="module")
+def app(ws: Workspace, manager_id: str) -> Iterator[FastAPI]:
+    for name, role, emp in [("ann", "analyst", None), ("amy", "account_manager", manager_id),
+                            ("vic", "viewer", None)]:
+        create_user(ws.store, UserIn(username=name, role=role, password=PASSWORD, locale="en",
+                                     employee_id=emp), actor="test")
+    settings = ws.settings.model_copy(update={"web": WebSection(
+        secret_key=SECRET, cookie_secure=False, login_max_failures=100)})  # type: ignore[arg-type]
+    application = create_app(settings, ws)
+    with TestClient(application):  # runs the lifespan once for the module
+        yield application
+
+
+def csrf(c: TestClient, path: str = "/login") -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).text)
+    assert m, "no CSRF token in the page"
+    return m.group(1)
+
+
+def signed_in(app: FastAPI, user: str) -> TestClient:
+    c = TestClient(app)
+    r = c.post("/login", data={"username": user, "password": PASSWORD, "csrf_token": csrf(c)},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return c
+
+
+@pytest.fixture(scope="module")
+def ann(app: FastAPI) -> TestClient:
+    return signed_in(app, "ann")
+
+
+@pytest.fixture(scope="module")
+def amy(app: FastAPI) -> TestClient:
+    return signed_in(app, "amy")
+
+
+def bearer(ws: Workspace, user: str) -> dict[str, str]:
+    uid = {u.username: u.id for u in list_users(ws.store)}[user]
+    made = create_token(ws.store, uid, TokenIn(name=f"test {user}"), actor="test")
+    return {"Authorization": f"Bearer {made.token}"}
+
+
+def assert_problem(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert body["status"] == status and body["detail"]
+    return body
+
+
+# -- dashboard ----------------------------------------------------------------------------------
+
+def test_dashboard_every_section_chart_and_table(ann: TestClient, ws: Workspace) -> None:
+    r = ann.get("/")
+    assert r.status_code == 200
+    page = r.text
+    for key, sec in dashboard(ws, "en").sections.items():
+        assert f'<h2 id="title-{key}">{sec.title}</h2>' in page, key
+        assert f'data-section="{key}"' in page, key
+        assert sec.columns[0]["label"] in page, key
+    blocks = dict(re.findall(r'<script type="application/json" id="chart-(\w+)">(.*?)</script>',
+                             page, re.S))
+    assert sorted(blocks) == sorted(SECTIONS)
+    options = {k: json.loads(v) for k, v in blocks.items()}
+    assert options["rfm"]["series"][0]["type"] == "treemap"
+    assert options["lifecycle"]["series"][0]["type"] == "sankey"
+    assert options["lifecycle"]["series"][0]["links"]
+    assert {s["type"] for s in options["trends"]["series"]} <= {"bar", "line"}
+    assert 'data-echarts="chart-rfm"' in page
+    assert "onclick" not in page and "<script>" not in page  # nothing inline to run: strict CSP
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert "application/json" in ann.get("/static/kehu.js").text
+
+
+def test_dashboard_in_chinese(ann: TestClient, ws: Workspace) -> None:
+    page = ann.get("/?lang=zh_CN").text
+    assert dashboard(ws, "zh_CN").sections["rfm"].title in page and 'lang="zh-CN"' in page
+
+
+def test_account_manager_gets_no_all_customer_figures(amy: TestClient,
+                                                      customers: pd.DataFrame) -> None:
+    page = amy.get("/").text
+    assert "data-section=" not in page and "application/json" not in page
+    assert f"{len(customers):,}" not in page
+    assert 'href="/customers"' in page
+
+
+# -- customer list ------------------------------------------------------------------------------
+
+def test_search_by_chinese_name_substring(ann: TestClient, customers: pd.DataFrame) -> None:
+    part = str(customers.name.dropna().iloc[7])[-1]  # a given name's character
+    expected = customers[customers.name.fillna("").str.contains(part, regex=False)]
+    r = ann.get("/customers", params={"q": part})
+    assert r.status_code == 200
+    assert f"{len(expected):,} customers" in r.text
+    shown = re.findall(r'<a href="/customers/(C\d+)">', r.text)
+    assert shown and set(shown) <= set(expected.customer_id)
+
+
+def test_search_by_id_prefix_htmx_partial_and_pages(ann: TestClient,
+                                                    customers: pd.DataFrame) -> None:
+    ids = customers.customer_id[customers.customer_id.str.startswith("C0000012")]
+    r = ann.get("/customers", params={"q": "c0000012", "sort": "customer_id", "desc": "false"},
+                headers={"HX-Request": "true"})
+    assert r.status_code == 200 and "<html" not in r.text  # only the result table
+    shown = list(dict.fromkeys(re.findall(r'<a href="/customers/(C\d+)">', r.text)))
+    assert shown == sorted(ids)[:25] and f"{len(ids):,} customers" in r.text
+    r = ann.get("/customers", params={"page": "2"})
+    assert "Page 2 of" in r.text and 'rel="prev"' in r.text and "<html" in r.text
+    r = ann.get("/customers", params={"tier": "diamond", "min_risk": "0.01"})
+    assert r.status_code == 200 and "Diamond" in r.text
+    r = ann.get("/customers", params={"lifecycle": "zombie"})
+    assert r.status_code == 400 and "lifecycle" in r.text
+
+
+def test_account_manager_sees_only_their_customers(amy: TestClient, manager_id: str,
+                                                   customers: pd.DataFrame) -> None:
+    mine = customers[customers.account_manager_id == manager_id]
+    r = amy.get("/customers", params={"sort": "customer_id", "desc": "false"})
+    assert f"{len(mine):,} customers" in r.text
+    shown = set(re.findall(r'<a href="/customers/(C\d+)">', r.text))
+    assert shown and shown <= set(mine.customer_id)
+    other = customers[customers.account_manager_id != manager_id].customer_id.iloc[0]
+    r = amy.get("/customers", params={"q": other})
+    assert "0 customers" in r.text and f'href="/customers/{other}"' not in r.text
+
+
+# -- customer 360 -------------------------------------------------------------------------------
+
+def test_customer_360_page_and_note(ann: TestClient, ws: Workspace,
+                                    customers: pd.DataFrame) -> None:
+    row = customers.dropna(subset=["name"]).iloc[3]
+    cid, name = str(row.customer_id), str(row["name"])
+    r = ann.get(f"/customers/{cid}")
+    assert r.status_code == 200
+    for text in (name, "Timeline", "Value decomposition", "Historical value", "Service level",
+                 "Contracts", "Open tasks"):
+        assert text in r.text, text
+    assert "purchase" in r.text  # a timeline event
+    r = ann.post(f"/customers/{cid}/notes", data={"text": "Prefers calls after 6 pm"},
+                 follow_redirects=False)
+    assert r.status_code == 403  # no CSRF token
+    r = ann.post(f"/customers/{cid}/notes", follow_redirects=False,
+                 data={"text": "Prefers calls after 6 pm", "csrf_token": csrf(ann, "/")})
+    assert r.status_code == 303 and r.headers["location"] == f"/customers/{cid}#notes"
+    assert "Prefers calls after 6 pm" in ann.get(f"/customers/{cid}").text
+    note = list_notes(ws.store, cid)[0]
+    assert note.text == "Prefers calls after 6 pm"
+    assert ("ann", "create", "note", str(note.id)) in [
+        (a.actor, a.action, a.object_type, a.object_id) for a in audit_log(ws.store)]
+
+
+def test_account_manager_404_for_another_managers_customer(
+        amy: TestClient, manager_id: str, customers: pd.DataFrame) -> None:
+    other = customers[customers.account_manager_id != manager_id].customer_id.iloc[0]
+    mine = customers[customers.account_manager_id == manager_id].customer_id.iloc[0]
+    assert amy.get(f"/customers/{other}").status_code == 404
+    r = amy.post(f"/customers/{other}/notes", data={"text": "x", "csrf_token": csrf(amy, "/")})
+    assert r.status_code == 404
+    assert amy.get(f"/customers/{mine}").status_code == 200
+    assert amy.get("/customers/C99999999").status_code == 404
+
+
+def test_viewer_sees_masked_phones(app: FastAPI, customers: pd.DataFrame) -> None:
+    vic = signed_in(app, "vic")
+    row = customers.dropna(subset=["phone"]).iloc[0]
+    page = vic.get(f"/customers/{row.customer_id}").text
+    assert str(row.phone) not in page and "****" in page
+
+
+# -- REST API -----------------------------------------------------------------------------------
+
+API_GETS = ["/api/v1/customers", "/api/v1/customers/C00000001",
+            "/api/v1/customers/C00000001/timeline", "/api/v1/dashboard", "/api/v1/tasks"]
+
+
+def test_api_needs_sign_in(app: FastAPI) -> None:
+    anon = TestClient(app)
+    for path in API_GETS:
+        r = anon.get(path)
+        assert_problem(r, 401)
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = anon.post("/api/v1/customers/C00000001/notes", json={"text": "x"},
+                  headers={"X-CSRF-Token": csrf(anon)})  # CSRF passed: sign-in is what refuses
+    assert_problem(r, 401)
+
+
+def test_api_customers_list(app: FastAPI, ws: Workspace, customers: pd.DataFrame,
+                            manager_id: str) -> None:
+    c = TestClient(app)
+    h = bearer(ws, "ann")
+    body = c.get("/api/v1/customers", headers=h,
+                 params={"q": "C000001", "page_size": 20, "page": 2, "sort": "customer_id",
+                         "desc": "false"}).json()
+    ids = sorted(customers.customer_id[customers.customer_id.str.startswith("C000001")])
+    assert body["total"] == len(ids) and body["page"] == 2 and body["page_size"] == 20
+    assert [r["customer_id"] for r in body["rows"]] == ids[20:40]
+    assert body["run_id"] and body["as_of"]
+    body = c.get("/api/v1/customers?tiers=diamond&tiers=gold&page_size=200", headers=h).json()
+    assert body["rows"] and {r["tier"] for r in body["rows"]} <= {"diamond", "gold"}
+    amy = bearer(ws, "amy")
+    body = c.get("/api/v1/customers", headers=amy).json()
+    assert body["total"] == int((customers.account_manager_id == manager_id).sum())
+    assert {r["account_manager_id"] for r in body["rows"]} == {manager_id}
+
+
+def test_api_bad_parameters_are_422_naming_them(app: FastAPI, ws: Workspace) -> None:
+    c = TestClient(app)
+    h = bearer(ws, "ann")
+    for params, name in [({"page_size": 500}, "page_size"), ({"sort": "shoe_size"}, "sort"),
+                         ({"min_risk": "high"}, "min_risk"), ({"colour": "red"}, "colour")]:
+        body = assert_problem(c.get("/api/v1/customers", headers=h, params=params), 422)
+        assert name in body["detail"] and name in [e["loc"][-1] for e in body["errors"]]
+    body = assert_problem(c.get("/api/v1/tasks?status=late", headers=h), 422)
+    assert "status" in body["detail"]
+
+
+def test_api_customer_timeline_and_scope(app: FastAPI, ws: Workspace, customers: pd.DataFrame,
+                                         manager_id: str) -> None:
+    c = TestClient(app)
+    h = bearer(ws, "ann")
+    cid = str(customers.customer_id.iloc[5])
+    body = c.get(f"/api/v1/customers/{cid}", headers=h).json()
+    assert body["customer_id"] == cid and body["profile"]["name"] == customers.name.iloc[5]
+    assert body["scores"]["run_id"] and "service_level" in body
+    t1 = c.get(f"/api/v1/customers/{cid}/timeline?page_size=5", headers=h).json()
+    t2 = c.get(f"/api/v1/customers/{cid}/timeline?page_size=5&page=2", headers=h).json()
+    assert t1["total"] == body["timeline_total"] and len(t1["items"]) == 5
+    assert t1["items"][-1]["time"] >= t2["items"][0]["time"]  # newest first, pages continue
+    assert_problem(c.get("/api/v1/customers/C99999999", headers=h), 404)
+    amy = bearer(ws, "amy")
+    other = customers[customers.account_manager_id != manager_id].customer_id.iloc[0]
+    for path in (f"/api/v1/customers/{other}", f"/api/v1/customers/{other}/timeline"):
+        assert_problem(c.get(path, headers=amy), 404)
+    assert_problem(c.post(f"/api/v1/customers/{other}/notes", json={"text": "x"},
+                          headers=amy), 404)
+
+
+def test_api_notes(app: FastAPI, ws: Workspace, customers: pd.DataFrame) -> None:
+    c = TestClient(app)
+    h = bearer(ws, "ann")
+    cid = str(customers.customer_id.iloc[9])
+    r = c.post(f"/api/v1/customers/{cid}/notes", json={"text": "Asked for an invoice"},
+               headers=h)
+    assert r.status_code == 201 and r.json()["text"] == "Asked for an invoice"
+    assert ("ann (token)", "create", "note") in [
+        (a.actor, a.action, a.object_type) for a in audit_log(ws.store)]
+    timeline = c.get(f"/api/v1/customers/{cid}/timeline", headers=h).json()
+    assert "Asked for an invoice" in [i["title"] for i in timeline["items"]]
+    body = assert_problem(c.post(f"/api/v1/customers/{cid}/notes", json={"text": " "},
+                                 headers=h), 422)
+    assert "text" in body["detail"]
+
+
+def test_api_dashboard(app: FastAPI, ws: Workspace) -> None:
+    c = TestClient(app)
+    body = c.get("/api/v1/dashboard", headers=bearer(ws, "ann")).json()
+    assert list(body["sections"]) == SECTIONS
+    assert body["sections"]["rfm"]["table"]["rows"]
+    assert_problem(c.get("/api/v1/dashboard", headers=bearer(ws, "amy")), 403)
+    body = assert_problem(c.get("/api/v1/dashboard?flows_from=soon",
+                                headers=bearer(ws, "ann")), 422)
+    assert "flows_from" in body["detail"]
+
+
+def test_api_tasks_are_the_users(app: FastAPI, ws: Workspace) -> None:
+    users = {u.username: u.id for u in list_users(ws.store)}
+    for i in range(3):
+        create_task(ws.store, TaskIn(title=f"Call back {i}", assignee_id=users["ann"],
+                                     customer_id="C00000002"), actor="test")
+    create_task(ws.store, TaskIn(title="Not Ann's", assignee_id=users["vic"]), actor="test")
+    c = TestClient(app)
+    body = c.get("/api/v1/tasks?page_size=2", headers=bearer(ws, "ann")).json()
+    assert body["total"] == 3 and body["pages"] == 2 and len(body["rows"]) == 2
+    assert all(r["title"].startswith("Call back") for r in body["rows"])
+    assert c.get("/api/v1/tasks", headers=bearer(ws, "amy")).json()["total"] == 0
+
+
+def test_openapi_documents_the_data_api(app: FastAPI, ws: Workspace) -> None:
+    schema = TestClient(app).get("/api/v1/openapi.json", headers=bearer(ws, "ann")).json()
+    for path in ("/api/v1/customers", "/api/v1/customers/{customer_id}",
+                 "/api/v1/customers/{customer_id}/timeline",
+                 "/api/v1/customers/{customer_id}/notes", "/api/v1/dashboard",
+                 "/api/v1/tasks"):
+        assert path in schema["paths"], path
+    params = {p["name"] for p in schema["paths"]["/api/v1/customers"]["get"]["parameters"]}
+    assert {"q", "tiers", "min_risk", "sort", "page", "page_size"} <= params
+    assert "CustomerPageOut" in schema["components"]["schemas"]
+
+
