@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command two: set up a fresh virtual environment and run the whole test suite
-# (lint, types, unit, doctests, PostgreSQL, slow end-to-end tests).
+# (lint, types, unit, doctests, PostgreSQL, slow end-to-end tests, browser tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${KEHU_VENV:-.venv}"
@@ -10,6 +10,30 @@ VENV="${KEHU_VENV:-.venv}"
 if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+fi
+
+# The browser tests drive Debian's chromium headless through Playwright (never a browser
+# that `playwright install` downloads; CI=true never skips them): install it when missing,
+# with a Chinese font so the screenshots in build/screenshots/ show Chinese, not boxes.
+CHROMIUM="${KEHU_CHROMIUM:-/usr/bin/chromium}"
+MISSING=()
+[ -x "$CHROMIUM" ] || MISSING+=(chromium)
+if ! command -v fc-list >/dev/null || [ -z "$(fc-list :lang=zh family)" ]; then
+  MISSING+=(fonts-wqy-microhei)
+fi
+if [ ${#MISSING[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+  if command -v apt-get >/dev/null \
+      && $SUDO apt-get update -qq \
+      && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${MISSING[@]}"; then
+    echo "installed Debian's ${MISSING[*]} for the browser tests"
+  else
+    echo "scripts/test.sh: could not install Debian's ${MISSING[*]} for the browser tests" \
+         "(needs apt-get, as root or with sudo): run" \
+         "'apt-get update && apt-get install -y ${MISSING[*]}'" >&2
+    if [ "${CI:-}" = "true" ] && [ ! -x "$CHROMIUM" ]; then exit 1; fi
   fi
 fi
 
