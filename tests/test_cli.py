@@ -161,3 +161,54 @@ def test_rfm_and_tiers_commands_on_cdnow(tmp_path: Path) -> None:
     assert sum(t["changes"]["moves"].values()) == 23570
     r = kehu("rfm", "--as-of", "June", "-w", w)
     assert r.returncode == 2 and "'--as-of' parameter must be a date" in r.stderr
+
+
+@pytest.mark.slow
+def test_demo_opens_the_web_app_with_demo_users(tmp_path: Path) -> None:
+    import re
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "KEHU_LANG": "en"}
+    proc = subprocess.Popen([*KEHU, "demo", "--path", str(tmp_path / "demo"), "--customers",
+                             "300", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = ""
+    try:
+        deadline = time.time() + 240
+        assert proc.stdout is not None
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            out += line
+            if "Ctrl+C" in line or proc.poll() is not None:
+                break
+        assert "Ctrl+C" in out, out[-3000:]
+        pw = re.search(r"analyst\s*│\s*analyst\s*│\s*(\S+)", out)
+        assert pw, out[-3000:]
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health") as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.2)
+        # the printed password signs the analyst in
+        import http.cookiejar
+        import urllib.parse
+
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = opener.open(f"http://127.0.0.1:{port}/login").read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token, page[:2000]
+        data = urllib.parse.urlencode({"username": "analyst", "password": pw.group(1),
+                                       "csrf_token": token.group(1)}).encode()
+        home = opener.open(f"http://127.0.0.1:{port}/login", data=data)
+        assert home.status == 200 and "/login" not in home.geturl()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

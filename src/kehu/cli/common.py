@@ -18,8 +18,21 @@ WorkspaceOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
+#: workspaces opened by the running command, closed by ``kehu.cli.main.run`` at the end
+_OPENED: list[Workspace] = []
+
+
 def open_workspace(path: Path | None) -> Workspace:
-    return Workspace.find(path)
+    ws = Workspace.find(path)
+    _OPENED.append(ws)
+    return ws
+
+
+def close_workspaces() -> None:
+    """Close every workspace the command opened (their engines' native threads must stop
+    before the interpreter exits, or a C++ runtime may abort the process at exit)."""
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 def parse_date(name: str, value: str | None) -> date | None:

@@ -43,8 +43,13 @@ register_all(app)
 def run(argv: list[str] | None = None) -> None:
     """Run the CLI, turning kehu errors into a message and an exit code."""
     set_locale(os.environ.get("KEHU_LANG") or os.environ.get("LANG"))
+    from kehu.cli.common import close_workspaces
+
     try:
-        app(args=argv, prog_name="kehu")
+        try:
+            app(args=argv, prog_name="kehu")
+        finally:
+            close_workspaces()
     except KehuError as exc:
         if os.environ.get("KEHU_DEBUG"):
             raise

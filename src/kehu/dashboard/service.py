@@ -300,6 +300,12 @@ def _compute(ws: Workspace, loc: str, run_id: str, as_of: date, start: date,
     with eng.cached():  # one copy of each table for all sections (crm_kpis reads many times)
         scores = eng.table(SCORES_TABLE)
         scores = scores.filter(scores.run_id == run_id)
+        # a run without a churn model (too little history) or without CLV has no such
+        # column: the sections then say so instead of failing
+        missing = {c: ibis.null("float64") for c in ("churn_risk", "clv")
+                   if c not in scores.columns}
+        if missing:
+            scores = scores.mutate(**missing)
         buyers: list[int] = []
         sections = [timed("headline", _headline, ws, buyers), timed("tiers", _tiers, scores, loc),
                     timed("rfm", _rfm, scores, loc), timed("lifecycle", _lifecycle, ws, start, end),

@@ -78,6 +78,7 @@ def demo(
     seed: Seed = 42,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Do not start the web app.")
                         ] = False,
+    port: Annotated[int, typer.Option(help="Port of the web app (on 127.0.0.1).")] = 8000,
     json: JsonOpt = False,
 ) -> None:
     """Create a demo workspace, generate a company, import it, analyse it, show the results."""
@@ -133,10 +134,19 @@ def demo(
         _show_campaigns(result["campaigns"])
         err_console.print(_("4/4 Explore: kehu --workspace {path} customer {id}").format(
             path=root, id=h.top_customers[0]["customer_id"] if h.top_customers else "ID"))
-        if not no_serve:
-            err_console.print(_("The web app is not part of this version yet; the workspace "
-                                "is ready for the CLI."))
+    users = demo_users(ws) if not (no_serve or json) else []
+    if users and not json:
+        t = Table(title=_("Demo users (passwords made for this demo only)"))
+        for label in (_("user"), _("role"), _("password")):
+            t.add_column(label)
+        for u in users:
+            t.add_row(u["username"], u["role"], u["password"])
+        console.print(t)
     ws.close()
+    if not no_serve and not json:
+        from kehu.cli.commands.web import serve
+
+        serve(workspace=root, host="127.0.0.1", port=port, demo=True)
 
 
 def _quality(ws: Any) -> dict[str, Any]:
@@ -210,6 +220,34 @@ def _count(values: list[str]) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def demo_users(ws: Any) -> list[dict[str, str]]:
+    """One user per role, the account manager owning the most customers, with fresh random
+    passwords (demo workspaces only)."""
+    import secrets
+
+    import ibis
+
+    from kehu.store.users import UserIn, create_user
+
+    c = ws.engine.table("customers")
+    c = c.filter(c.account_manager_id.notnull())
+    top = c.group_by("account_manager_id").aggregate(n=c.count()).order_by(
+        [ibis.desc("n"), "account_manager_id"]).limit(1).to_pyarrow()
+    manager = top.column("account_manager_id")[0].as_py() if top.num_rows else None
+    specs = [("admin", "admin", None), ("analyst", "analyst", None),
+             ("manager", "manager", None), ("am", "account_manager", manager),
+             ("viewer", "viewer", None)]
+    out = []
+    for name, role, emp in specs:
+        if role == "account_manager" and emp is None:
+            continue
+        pw = secrets.token_urlsafe(9)
+        create_user(ws.store, UserIn(username=name, role=role, password=pw,
+                                     employee_id=emp), actor="demo")
+        out.append({"username": name, "role": role, "password": pw})
+    return out
 
 
 def _campaign_summary(ws: Any) -> list[dict[str, Any]]:

@@ -139,6 +139,7 @@ def imports(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
     ws = open_workspace(workspace)
     reconcile(ws.warehouse)
     rows = completed_imports(ws.warehouse).drop_columns(["mapping"]).to_pylist()
+    ws.close()  # close the engines' threads before the interpreter exits
     if json:
         emit_json(rows)
         return
