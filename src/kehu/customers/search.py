@@ -92,6 +92,10 @@ MIN_PHONE_DIGITS = 3
 # -- the query and the asker ------------------------------------------------------------------
 
 
+# Beyond this the row offset overflows the engines' 64-bit integers (a 500, not a 4xx).
+MAX_PAGE = 1_000_000_000
+
+
 class CustomerQuery(BaseModel):
     """A customer-list request. ``q`` matches a customer id prefix (any case), the phone's
     digits (``+86``, ``0086``, spaces and dashes ignored; the number's start or end) or a
@@ -120,7 +124,7 @@ class CustomerQuery(BaseModel):
     sort: Literal["total_value", "current_value", "clv", "churn_risk", "customer_id",
                   "name"] = "total_value"
     desc: bool = True
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
     page_size: int = Field(50, ge=1, le=200)
     as_of: date | None = None
 

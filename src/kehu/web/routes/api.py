@@ -3,9 +3,9 @@ OpenAPI schema. Errors are ``application/problem+json`` (see :mod:`kehu.web.erro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 
 from kehu.store.users import (
@@ -20,6 +20,7 @@ from kehu.store.users import (
 from kehu.web.deps import CurrentUser, StoreDep
 
 PREFIX = "/api/v1"
+DB_INT_MAX = 2**63 - 1  # ids are 64-bit database integers: larger ones are a 422, not a 500
 PROBLEM = {"description": "Problem details (RFC 9457)",
            "content": {"application/problem+json": {}}}
 
@@ -64,6 +65,7 @@ def new_token(body: TokenIn, user: CurrentUser, store: StoreDep) -> NewToken:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, responses={404: PROBLEM})
-def delete_token(token_id: int, user: CurrentUser, store: StoreDep) -> Response:
+def delete_token(token_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)], user: CurrentUser,
+                 store: StoreDep) -> Response:
     revoke_token(store, user.user.id, token_id, actor=user.actor)
     return Response(status_code=204)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kehu.customer360.service import Customer360, TimelineItem, customer_360
 from kehu.customers import CustomerQuery, get_visible, search
+from kehu.customers.search import MAX_PAGE
 from kehu.dashboard import dashboard
 from kehu.store import services as sv
 from kehu.store.services import NoteIn
@@ -31,7 +32,7 @@ router = APIRouter(prefix=PREFIX, tags=["customers"],
                    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM})
 
 TaskStatus = Literal["open", "snoozed", "done", "dismissed", "cancelled", "all"]
-Page = Annotated[int, Query(ge=1, description="page number, from 1")]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page number, from 1")]
 PageSize = Annotated[int, Query(ge=1, le=200, description="rows per page")]
 
 
