@@ -27,7 +27,7 @@ from kehu.settings import Settings
 from kehu.web import errors
 from kehu.web.deps import WebContext
 from kehu.web.i18n import FILTERS, LocaleMiddleware
-from kehu.web.routes import api, api_customers, auth, customers, pages
+from kehu.web.routes import ROUTERS
 from kehu.web.security import (
     SESSION_COOKIE,
     SecurityHeaders,
@@ -85,11 +85,8 @@ def create_app(settings: Settings, workspace: Workspace) -> FastAPI:
     app.add_middleware(LocaleMiddleware, default=settings.company.locale)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(auth.router)
-    app.include_router(pages.router)
-    app.include_router(customers.router)
-    app.include_router(api.router)
-    app.include_router(api_customers.router)
+    for router in ROUTERS():
+        app.include_router(router)
     return app
 
 

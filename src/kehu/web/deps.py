@@ -119,6 +119,27 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
 
 AdminUser = Annotated[Principal, Depends(require_role("admin"))]
 
+# Who may do what (the role table of docs/web.md); routes depend on these, never on names.
+#: the OLAP explorer and read-only analytics
+ANALYTICS_READERS: tuple[Role, ...] = ("admin", "analyst", "manager", "viewer")
+#: segments and campaigns: see them
+PLANNERS: tuple[Role, ...] = ("admin", "analyst", "manager")
+#: segments and campaigns: create, save, launch
+ANALYSTS: tuple[Role, ...] = ("admin", "analyst")
+#: campaigns: approve before launch
+APPROVERS: tuple[Role, ...] = ("admin", "manager")
+#: imports, models, settings
+CONFIGURERS: tuple[Role, ...] = ("admin", "analyst")
+#: a task inbox (everyone with customers to look after or a team to lead)
+STAFF: tuple[Role, ...] = ("admin", "analyst", "manager", "account_manager")
+
+AnalyticsReader = Annotated[Principal, Depends(require_role(*ANALYTICS_READERS))]
+Planner = Annotated[Principal, Depends(require_role(*PLANNERS))]
+Analyst = Annotated[Principal, Depends(require_role(*ANALYSTS))]
+Approver = Annotated[Principal, Depends(require_role(*APPROVERS))]
+Configurer = Annotated[Principal, Depends(require_role(*CONFIGURERS))]
+Staff = Annotated[Principal, Depends(require_role(*STAFF))]
+
 
 @dataclass(frozen=True)
 class CustomerScope:

@@ -1,0 +1,7 @@
+"""Data: imports, rejected rows, the quality report."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -1,0 +1,7 @@
+"""The OLAP explorer: measures, dimensions, drill, pivot, export."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
