@@ -53,12 +53,12 @@ def web_app(ws: Workspace, account_manager: str | None = None) -> FastAPI:
     known = {u.username for u in list_users(ws.store)}
     for name, role in ROLES.items():
         if name not in known:
-            create_user(ws.store, UserIn(username=name, role=role, password=PASSWORD,  # type: ignore[arg-type]
+            create_user(ws.store, UserIn(username=name, role=role, password=PASSWORD,
                                          locale="en",
                                          employee_id=emp if role == "account_manager" else None),
                         actor="test")
     settings = ws.settings.model_copy(update={"web": WebSection(
-        secret_key=SECRET, cookie_secure=False, login_max_failures=1000)})  # type: ignore[arg-type]
+        secret_key=SECRET, cookie_secure=False, login_max_failures=1000)})
     return create_app(settings, ws)
 
 

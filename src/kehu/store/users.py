@@ -20,7 +20,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -184,6 +184,75 @@ def disable_user(store: AppStore, username: str, actor: str) -> UserOut:
                 name=username))
         row.is_active = False
         s.add(AuditEntry(actor=actor, action="disable", object_type="user", object_id=username))
+        return UserOut.model_validate(row)
+
+
+class UserChange(BaseModel):
+    """What an administrator may change of a user (unset fields stay as they are)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    display_name: str | None = Field(None, max_length=200)
+    email: str | None = Field(None, max_length=320)
+    employee_id: str | None = Field(None, max_length=80)
+    is_active: bool | None = None
+
+
+def _user_row(s: Any, username: str) -> User:
+    row: User | None = s.scalar(select(User).where(User.username == username))
+    if row is None:
+        raise NotFoundError(_("No user named {name!r}. See 'kehu user list'.").format(
+            name=username))
+    return row
+
+
+def _active_admins(s: Any) -> int:
+    return int(s.scalar(select(func.count()).select_from(User).where(
+        User.role == "admin", User.is_active.is_(True))) or 0)
+
+
+def update_user(store: AppStore, username: str, change: UserChange, actor: str) -> UserOut:
+    """Change a user's role, names, employee id or active flag; audited with before and after.
+
+    Refuses to leave the workspace without an active administrator, and an account manager
+    without an employee id (they would see no customers).
+    """
+    fields = change.model_dump(exclude_unset=True)
+    with store.session() as s:
+        row = _user_row(s, username)
+        before = {k: getattr(row, k) for k in fields}
+        for k, v in fields.items():
+            setattr(row, k, v.strip() or None if isinstance(v, str) else v)
+        if row.role == "account_manager" and not row.employee_id:
+            raise KehuInputError(_("An account manager needs an employee id (the id their "
+                                   "customers are assigned to). Set employee_id."))
+        s.flush()
+        if _active_admins(s) == 0:
+            raise KehuInputError(_("This change would leave no active administrator. Make "
+                                   "another user an administrator first."))
+        after = {k: getattr(row, k) for k in fields}
+        if before != after:
+            s.add(AuditEntry(actor=actor, action="update", object_type="user",
+                             object_id=username, details={"before": before, "after": after}))
+        return UserOut.model_validate(row)
+
+
+def set_password(store: AppStore, username: str, password: str, actor: str,
+                 old_password: str | None = None) -> UserOut:
+    """Set a user's password (an administrator's reset), or change one's own when
+    ``old_password`` is given and right. Every session made with the old password ends."""
+    if not 8 <= len(password) <= 1024:
+        raise KehuInputError(_("A password needs 8 to 1024 characters; this one has "
+                               "{n}.").format(n=len(password)))
+    with store.session() as s:
+        row = _user_row(s, username)
+        if old_password is not None and not verify_password(row.password_hash, old_password):
+            raise KehuInputError(_("The current password is wrong. Nothing was changed."))
+        row.password_hash = hash_password(password)
+        s.add(AuditEntry(actor=actor, action="set_password", object_type="user",
+                         object_id=username,
+                         details={"self": old_password is not None}))
         return UserOut.model_validate(row)
 
 
