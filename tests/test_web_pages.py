@@ -141,6 +141,27 @@ def test_account_manager_gets_no_all_customer_figures(amy: TestClient,
     assert 'href="/customers"' in page
 
 
+def test_account_manager_dashboard_is_their_portfolio(amy: TestClient, ws: Workspace,
+                                                      customers: pd.DataFrame,
+                                                      manager_id: str) -> None:
+    from kehu.accounts.portfolio import portfolios
+
+    page = amy.get("/").text
+    mine = customers[customers.account_manager_id == manager_id]
+    row = portfolios(ws, employee_id=manager_id).iloc[0]
+    tiles = page.split('id="my-portfolio"')[1].split("</div>\n</div>")[0]
+    assert f"<strong>{int(row.customers):,}</strong>" in tiles
+    # the at-risk list: this manager's ten customers of highest churn risk, by pandas
+    scores = ws.engine.table("customer_scores").to_pandas()
+    scores = scores[scores.run_id == scores.run_id.max()]
+    top = scores[scores.customer_id.isin(mine.customer_id)] \
+        .sort_values(["churn_risk", "customer_id"], ascending=[False, True]).head(10)
+    section = page.split('id="my-at_risk"')[1].split("</section>")[0]
+    shown = re.findall(r'<td><a href="/customers/([^"]+)">\1</a></td>', section)
+    assert shown == list(top.customer_id)
+    assert 'rel="next"' not in section
+
+
 # -- customer list ------------------------------------------------------------------------------
 
 def test_search_by_chinese_name_substring(ann: TestClient, customers: pd.DataFrame) -> None:

@@ -18,7 +18,7 @@ AREAS = ("auth", "pages", "customers", "explorer", "segments", "campaigns", "inb
          "models", "settings", "users", "api", "api_customers")
 
 
-def ROUTERS() -> list[APIRouter]:  # noqa: N802 - read as a constant list
+def ROUTERS() -> list[APIRouter]:
     """Every area's routers, in :data:`AREAS` order (imported when the app is built)."""
     found: list[APIRouter] = []
     for area in AREAS:

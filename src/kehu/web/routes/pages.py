@@ -14,12 +14,14 @@ from kehu.store.services import audit_log
 from kehu.web.deps import (
     AdminUser,
     CurrentUser,
+    Principal,
     ScopeDep,
     StoreDep,
     WorkspaceDep,
     apply_locale,
     render,
 )
+from kehu.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,7 +45,7 @@ def dashboard(request: Request, user: CurrentUser, ws: WorkspaceDep, scope: Scop
     all-customer figures, are pointed to their customer list."""
     locale = apply_locale(request)
     if not scope.all_customers:
-        return render(request, "dashboard.html", {"scoped": True})
+        return render(request, "dashboard.html", my_portfolio(ws, user, locale))
     try:
         data = dashboard_data(ws, locale)
     except NotFoundError:  # no analysis run yet
@@ -56,6 +58,29 @@ def dashboard(request: Request, user: CurrentUser, ws: WorkspaceDep, scope: Scop
     return render(request, "dashboard.html", {
         "dash": dash, "as_of": data.as_of, "scoped": False,
         "sections": list(dash["sections"].values())})
+
+
+def my_portfolio(ws: Workspace, user: Principal, locale: str) -> dict[str, Any]:
+    """An account manager's dashboard: their portfolio's figures (as the portfolio service
+    counts them) and their customers at highest churn risk and of highest value."""
+    from kehu.accounts.portfolio import portfolios
+    from kehu.customers import CustomerQuery, search
+    from kehu.web.routes.customers import _labels, scope_of
+
+    scope = scope_of(user)
+    emp = user.user.employee_id
+    try:
+        rows = portfolios(ws, employee_id=emp).to_dict("records") if emp else []
+    except NotFoundError:
+        rows = []
+    lists = {}
+    for key, sort in (("at_risk", "churn_risk"), ("top_value", "total_value")):
+        try:
+            lists[key] = search(ws, CustomerQuery(sort=sort, page_size=10), scope)
+        except NotFoundError:
+            lists[key] = None
+    return {"scoped": True, "portfolio": rows[0] if rows else None, "lists": lists,
+            "labels": _labels(locale)}
 
 
 @router.get("/admin/audit")
