@@ -73,7 +73,7 @@ def my_portfolio(ws: Workspace, user: Principal, locale: str) -> dict[str, Any]:
         rows = portfolios(ws, employee_id=emp).to_dict("records") if emp else []
     except NotFoundError:
         rows = []
-    lists = {}
+    lists: dict[str, Any] = {}
     for key, sort in (("at_risk", "churn_risk"), ("top_value", "total_value")):
         try:
             lists[key] = search(ws, CustomerQuery(sort=sort, page_size=10), scope)
