@@ -54,7 +54,7 @@ def main() -> None:
     res["lines"] = ws.warehouse.count("transactions")
     cold = []
     for _i in range(args.cold):
-        clear_cache()
+        clear_cache(ws)
         ws.engine.refresh()
         t0 = time.perf_counter()
         d = dashboard(ws)

@@ -310,3 +310,54 @@ def test_cache_hit_then_new_run_invalidates(ws: Workspace, zh: Dashboard) -> Non
     assert new.customers.tolist() == old.customers.tolist()
     assert np.allclose(new.revenue, old.revenue)   # float sums may differ in the last bit
     assert dashboard(ws, "zh_CN").cached
+
+
+def test_kept_on_disk_for_a_new_process(ws: Workspace, zh: Dashboard,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the memory cache is gone (a new process: the web app after 'kehu run'), the
+    dashboard comes from disk, equal to the computed one, without computing."""
+    from kehu.dashboard import service
+
+    first = dashboard(ws, "zh_CN")
+    clear_cache()  # memory only
+    assert list((ws.root / service.DISK_DIR).glob("*.json"))
+
+    def no_compute(*a: object) -> None:
+        raise AssertionError("computed although the dashboard is on disk")
+
+    monkeypatch.setattr(service, "_compute", no_compute)
+    again = dashboard(ws, "zh_CN")
+    assert again.to_dict()["sections"] == first.to_dict()["sections"]
+    assert again.run_id == first.run_id and again.as_of == first.as_of
+    clear_cache(ws)  # memory and disk: now it has to compute
+    assert not list((ws.root / service.DISK_DIR).glob("*.json"))
+    with pytest.raises(AssertionError, match="computed although"):
+        dashboard(ws, "zh_CN")
+
+
+def test_simultaneous_cold_calls_compute_once(ws: Workspace,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from kehu.dashboard import service
+
+    clear_cache(ws)
+    calls: list[str] = []
+    real = service._compute
+
+    def counted(*a: object) -> Dashboard:
+        calls.append("compute")
+        time.sleep(0.2)  # both threads are inside dashboard() by now
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "_compute", counted)
+    got: list[Dashboard] = []
+    threads = [threading.Thread(target=lambda: got.append(dashboard(ws, "en")))
+               for _i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["compute"] and len(got) == 3
+    assert sum(d.cached for d in got) == 2
+    assert service.warm(ws, ("en",))["en"] < 0.05  # answered from the cache

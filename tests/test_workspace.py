@@ -60,3 +60,36 @@ def test_find_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KEHU_WORKSPACE")
     with pytest.raises(WorkspaceNotFoundError, match="kehu init"):
         Workspace.find()
+
+
+def test_each_thread_has_its_own_engine(tmp_path: Path) -> None:
+    """A DuckDB connection may not serve two threads at once (it deadlocked the web app while
+    the dashboard warmed): each thread gets its own engine; close() closes them all."""
+    import threading
+
+    import pyarrow as pa
+
+    ws = Workspace.init(tmp_path / "ws")
+    ws.warehouse.append("t", pa.table({"v": list(range(1000))}))
+    main = ws.engine
+    assert ws.engine is main
+    seen: list[object] = []
+    sums: list[int] = []
+
+    def work() -> None:
+        eng = ws.engine
+        seen.append(eng)
+        for _i in range(20):
+            with eng.cached():
+                sums.append(int(eng.table("t").v.sum().execute()))
+
+    threads = [threading.Thread(target=work) for _i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert len({id(e) for e in seen} | {id(main)}) == 5
+    assert sums == [499500] * 80
+    ws.close()
+    assert all(e._con is None for e in [main, *seen])  # type: ignore[attr-defined]

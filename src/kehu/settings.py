@@ -74,6 +74,10 @@ class WebSection(BaseModel):
                                     "client address before further tries are refused (429).")
     login_window_seconds: int = Field(900, ge=1, description="Window in which failed logins "
                                       "are counted, in seconds.")
+    warm_on_start: bool = Field(True, description="Compute (or load) the dashboard in both "
+                                "languages in the background when the app starts, so the first "
+                                "visitor does not wait for it (minutes at millions of customers)."
+                                )
 
 
 class Settings(BaseSettings):

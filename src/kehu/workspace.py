@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from kehu.store import AppStore
 
 ENV_VAR = "KEHU_WORKSPACE"
+#: guards the list of per-thread engines of every workspace
+_ENGINES_LOCK = threading.Lock()
 
 
 class Workspace:
@@ -95,10 +98,21 @@ class Workspace:
     def warehouse(self) -> Warehouse:
         return Warehouse(self.resolve(self.settings.warehouse.path))
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
-        eng = self.settings.engine
-        return Engine(self.warehouse, threads=eng.threads, memory_limit=eng.memory_limit)
+        """The query engine of the calling thread. A DuckDB connection may not be used by two
+        threads at once (the web app answers requests on a thread pool, and warms the
+        dashboard on a thread of its own), so each thread gets its own engine over the same
+        warehouse; :meth:`close` closes them all."""
+        local = self.__dict__.setdefault("_engine_local", threading.local())
+        eng: Engine | None = getattr(local, "engine", None)
+        if eng is None:
+            cfg = self.settings.engine
+            eng = Engine(self.warehouse, threads=cfg.threads, memory_limit=cfg.memory_limit)
+            local.engine = eng
+            with _ENGINES_LOCK:
+                self.__dict__.setdefault("_engines", []).append(eng)
+        return eng
 
     @property
     def store_url(self) -> str:
@@ -125,8 +139,11 @@ class Workspace:
         return p
 
     def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.close()
+        with _ENGINES_LOCK:
+            engines = self.__dict__.pop("_engines", [])
+            self.__dict__.pop("_engine_local", None)
+        for eng in engines:
+            eng.close()
         if "store" in self.__dict__:
             self.store.dispose()
 

@@ -4,6 +4,6 @@ CRM's own KPIs — JSON-safe, shaped for Apache ECharts, cached per analysis run
 
 from __future__ import annotations
 
-from kehu.dashboard.service import Dashboard, Section, cache_info, clear_cache, dashboard
+from kehu.dashboard.service import Dashboard, Section, cache_info, clear_cache, dashboard, warm
 
-__all__ = ["Dashboard", "Section", "cache_info", "clear_cache", "dashboard"]
+__all__ = ["Dashboard", "Section", "cache_info", "clear_cache", "dashboard", "warm"]

@@ -43,13 +43,22 @@ so a stale entry is never returned for them. What the key does not see: the app 
 on time in the KPIs) and campaign measurement inputs written outside these tables; those
 figures refresh with the next run or data change, or at once with :func:`clear_cache`. The
 returned :class:`Dashboard` is shared with the cache: treat it as read-only (``to_dict()``
-returns a fresh copy). Two simultaneous cold calls for the same key both compute (the
-second result wins); nothing is locked while computing.
+returns a fresh copy). Two simultaneous cold calls for the same key compute once: the second
+waits for the first.
+
+**On disk.** Each computed dashboard is also written (JSON) to
+``<workspace>/.cache/dashboard/<key digest>.json`` (the newest :data:`DISK_KEEP` kept), so a
+new process — the web app after ``kehu run`` — answers from disk instead of computing:
+``kehu run`` calls :func:`warm` for the company's language, and ``kehu serve`` warms every
+language in the background at start. A dashboard read back from disk has its dates as ISO
+strings in ``summary`` (as ``to_dict`` gives them).
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import json
 import math
 import os
 import threading
@@ -58,6 +67,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -169,16 +179,28 @@ def json_safe(v: Any) -> Any:
 
 _LOCK = threading.Lock()
 _CACHE: OrderedDict[tuple[Any, ...], Dashboard] = OrderedDict()
+#: one lock per key being computed, so simultaneous cold calls compute once
+_COMPUTING: dict[tuple[Any, ...], threading.Lock] = {}
+#: where computed dashboards are kept on disk, under the workspace folder
+DISK_DIR = Path(".cache") / "dashboard"
+#: bump when the stored form changes: older files are then ignored
+DISK_FORMAT = 1
+#: dashboards kept on disk per workspace (two languages of the last few runs)
+DISK_KEEP = 8
 _RUNS: dict[tuple[str, int], tuple[str, date]] = {}
 _STATS = {"hits": 0, "misses": 0}
 
 
-def clear_cache() -> None:
-    """Forget every cached dashboard (for data the cache key does not see)."""
+def clear_cache(ws: Workspace | None = None) -> None:
+    """Forget every cached dashboard in memory (for data the cache key does not see), and
+    with ``ws`` the ones that workspace keeps on disk."""
     with _LOCK:
         _CACHE.clear()
         _RUNS.clear()
         _STATS.update(hits=0, misses=0)
+    if ws is not None:
+        for path in (ws.root / DISK_DIR).glob("*.json"):
+            path.unlink(missing_ok=True)
 
 
 def cache_info() -> dict[str, int]:
@@ -247,24 +269,104 @@ def dashboard(ws: Workspace, locale: str = "zh_CN", flows_from: date | None = No
         raise KehuInputError(_("The 'flows_from' date must be before 'flows_to'. Got {a} and "
                                "{b} instead.").format(a=start, b=end))
     key = (str(ws.root), run_id, versions, loc, start, end)
+    hit = _cached(key)
+    if hit is not None:
+        return hit
+    with _LOCK:
+        computing = _COMPUTING.setdefault(key, threading.Lock())
+    with computing:  # a second cold call for the key waits here, then finds it cached
+        hit = _cached(key)
+        if hit is not None:
+            return hit
+        with _LOCK:
+            _STATS["misses"] += 1
+        disk = _disk_path(ws, key)
+        d = _read_disk(disk)
+        if d is None:
+            # labels from gettext (and crm_kpis's notes) in the requested locale, this call
+            ctx = contextvars.copy_context()
+            d = ctx.run(_compute, ws, loc, run_id, as_of, start, end)
+            if d.failed:
+                return d
+            _write_disk(disk, d)
+        with _LOCK:
+            _CACHE[key] = d
+            _CACHE.move_to_end(key)
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+            _COMPUTING.pop(key, None)
+    return d
+
+
+def warm(ws: Workspace, locales: tuple[str, ...] = ("zh_CN", "en")) -> dict[str, float]:
+    """Compute (or load from disk) the dashboard of the latest run in each of ``locales``,
+    so the web app answers at once; seconds per locale. Nothing to do before the first run.
+
+    >>> import tempfile
+    >>> from kehu.workspace import Workspace
+    >>> warm(Workspace.init(tempfile.mkdtemp()))
+    {}
+    """
+    took: dict[str, float] = {}
+    for loc in locales:
+        t0 = time.perf_counter()
+        try:
+            dashboard(ws, loc)
+        except NotFoundError:
+            return took
+        took[loc] = round(time.perf_counter() - t0, 3)
+    return took
+
+
+def _cached(key: tuple[Any, ...]) -> Dashboard | None:
     with _LOCK:
         hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-            _STATS["hits"] += 1
-            return replace(hit, cached=True)
-        _STATS["misses"] += 1
-    # labels from gettext (and crm_kpis's notes) in the requested locale, this call only
-    ctx = contextvars.copy_context()
-    d = ctx.run(_compute, ws, loc, run_id, as_of, start, end)
-    if d.failed:
-        return d
-    with _LOCK:
-        _CACHE[key] = d
+        if hit is None:
+            return None
         _CACHE.move_to_end(key)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return d
+        _STATS["hits"] += 1
+        return replace(hit, cached=True)
+
+
+def _disk_path(ws: Workspace, key: tuple[Any, ...]) -> Path:
+    digest = hashlib.sha256(repr((DISK_FORMAT, key[1:])).encode()).hexdigest()[:32]
+    return ws.root / DISK_DIR / f"{digest}.json"
+
+
+def _read_disk(path: Path) -> Dashboard | None:
+    """A dashboard written by :func:`_write_disk`, or None (missing, unreadable, old)."""
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+        if raw.get("format") != DISK_FORMAT:
+            return None
+        d = raw["dashboard"]
+        sections = {k: Section(key=k, title=v["title"], chart=v["chart"],
+                               columns=v["table"]["columns"], rows=v["table"]["rows"],
+                               summary=v["summary"], notes=v["notes"])
+                    for k, v in d["sections"].items()}
+        return Dashboard(run_id=d["run_id"], as_of=date.fromisoformat(d["as_of"]),
+                         locale=d["locale"], sections=sections,
+                         computed_at=datetime.fromisoformat(d["computed_at"]),
+                         compute_seconds=d["compute_seconds"],
+                         section_seconds=d["section_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_disk(path: Path, d: Dashboard) -> None:
+    """Keep ``d`` on disk (written to a temporary file, then renamed: readers never see half
+    a file); the oldest files beyond :data:`DISK_KEEP` go. A read-only folder is no error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({"format": DISK_FORMAT, "dashboard": d.to_dict()},
+                                  ensure_ascii=False), "utf-8")
+        tmp.replace(path)
+        old = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for stale in old[:-DISK_KEEP]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        return
 
 
 def _year_before(d: date) -> date:

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -70,6 +72,11 @@ def create_app(settings: Settings, workspace: Workspace) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workspace.store.ensure_current()
+        if web.warm_on_start:
+            from kehu.dashboard import warm
+
+            threading.Thread(target=_warm_quietly, args=(warm, workspace), daemon=True,
+                             name="kehu-warm-dashboard").start()
         yield
         workspace.close()
 
@@ -88,6 +95,23 @@ def create_app(settings: Settings, workspace: Workspace) -> FastAPI:
     for router in ROUTERS():
         app.include_router(router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the workspace named by ``KEHU_WORKSPACE`` with its settings (environment
+    included): what each worker process of ``kehu serve --workers N`` builds."""
+    import os
+
+    ws = Workspace.open(os.environ["KEHU_WORKSPACE"])
+    return create_app(ws.settings, ws)
+
+
+def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace) -> None:
+    """Warm the dashboard; a failure only costs the first visitor the wait, so it is logged."""
+    try:
+        warm(workspace)
+    except Exception:  # logged: the app serves on
+        logging.getLogger("kehu.web").exception("warming the dashboard failed")
 
 
 def _version() -> str:

@@ -22,6 +22,9 @@ def run(
     programmes: Annotated[bool, typer.Option(
         "--programmes", help="Then launch the due waves of the enabled lifecycle "
         "programmes, audiences from this run.")] = False,
+    warm: Annotated[bool, typer.Option(
+        "--warm/--no-warm", help="Then compute the dashboard in the company's language, so the "
+        "web app shows it at once.")] = True,
     json: JsonOpt = False,
 ) -> None:
     """Run the analyses and append per-customer results to the warehouse (customer_scores)."""
@@ -49,6 +52,11 @@ def run(
         from kehu.campaigns.programmes import run_programmes
 
         extra["programmes"] = run_programmes(ws, cli_actor(), rep.as_of).to_dict()
+    if warm:
+        from kehu.dashboard import warm as warm_dashboard
+
+        with console.status(_("Preparing the dashboard…")) if not json else _Quiet():
+            extra["dashboard_seconds"] = warm_dashboard(ws, (ws.settings.company.locale,))
     ws.close()
     if json:
         emit_json({**rep.to_dict(), **extra})

@@ -25,8 +25,13 @@ def serve(
                                              show_default=False)] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Demo mode: no secret key needed, "
                                        "cookies over plain http on 127.0.0.1.")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (one per "
+                                         "core serves most; each keeps its own caches).")] = 1,
 ) -> None:
     """Start the web app (pages and the /api/v1 JSON API) with uvicorn."""
+    import os
+    import secrets
+
     import uvicorn
 
     from kehu.web import create_app
@@ -36,11 +41,21 @@ def serve(
                                              {"host": host, "port": port}.items() if v})
     if demo:
         web = web.model_copy(update={"demo": True})
+    if workers > 1 and not web.secret_key.get_secret_value():
+        # demo without a key: one random key for all workers, or sessions break between them
+        web = web.model_copy(update={"secret_key": secrets.token_urlsafe(48)})
     settings = ws.settings.model_copy(update={"web": web})
     app = create_app(settings, ws)  # refuses a missing secret key before listening
     console.print(_("kehu web app on http://{host}:{port}/ (Ctrl+C to stop)").format(
         host=web.host, port=web.port))
-    uvicorn.run(app, host=web.host, port=web.port, log_level="info")
+    if workers == 1:
+        uvicorn.run(app, host=web.host, port=web.port, log_level="info")
+        return
+    ws.close()
+    os.environ.update({"KEHU_WORKSPACE": str(ws.root), "KEHU_WEB__DEMO": str(web.demo).lower(),
+                       "KEHU_WEB__SECRET_KEY": web.secret_key.get_secret_value()})
+    uvicorn.run("kehu.web.app:app_from_environment", factory=True, host=web.host,
+                port=web.port, workers=workers, log_level="info")
 
 
 @user_app.command("create")
