@@ -93,3 +93,27 @@ def assert_problem(r: Any, status: int) -> dict[str, Any]:
     body: dict[str, Any] = r.json()
     assert body["status"] == status and body["detail"]
     return body
+
+
+def app_routes(app: FastAPI) -> list[tuple[str, str, Any]]:
+    """Every (method, path, route) of ``app``, routers included. FastAPI 0.165 keeps included
+    routers as lazy ``_IncludedRouter`` entries in ``app.routes``, so a plain walk over
+    ``app.routes`` finds no ``APIRoute`` at all."""
+    from fastapi.routing import APIRoute
+
+    found: list[tuple[str, str, Any]] = []
+
+    def walk(routes: Any) -> None:
+        for r in routes:
+            if isinstance(r, APIRoute):
+                found.extend((m, r.path, r) for m in sorted(r.methods or ()))
+            elif hasattr(r, "effective_route_contexts"):
+                for c in r.effective_route_contexts():
+                    if hasattr(c, "effective_route_contexts"):
+                        walk([c])
+                    elif getattr(c, "methods", None):
+                        found.extend((m, c.path, c) for m in sorted(c.methods))
+
+    walk(app.routes)
+    assert found, "no routes found: has FastAPI changed how it keeps them?"
+    return found

@@ -67,7 +67,7 @@ class Bought(BaseModel):
 
     product_id: str | None = None
     category: str | None = None
-    within_days: int = Field(ge=1)
+    within_days: int = Field(ge=1, le=36_600)  # a century: beyond it dates overflow
     min_times: int = Field(1, ge=1)
 
 
@@ -83,7 +83,7 @@ class NoContact(BaseModel):
     """No interaction and no campaign contact in the last ``within_days`` days (optionally on
     one channel)."""
 
-    within_days: int = Field(ge=1)
+    within_days: int = Field(ge=1, le=36_600)  # a century: beyond it dates overflow
     channel: str | None = None
 
 

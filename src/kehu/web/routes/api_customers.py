@@ -20,6 +20,7 @@ from kehu.store.services import NoteIn
 from kehu.web.deps import (
     CurrentUser,
     Principal,
+    Staff,
     StoreDep,
     WorkspaceDep,
     apply_locale,
@@ -172,7 +173,7 @@ def get_timeline(customer_id: str, user: CurrentUser, ws: WorkspaceDep, page: Pa
 
 @router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201,
              responses={404: PROBLEM})
-def post_note(customer_id: str, body: NoteBody, user: CurrentUser,
+def post_note(customer_id: str, body: NoteBody, user: Staff,
               ws: WorkspaceDep) -> NoteOut:
     """Add a note to a customer you may see (audited)."""
     get_visible(ws, customer_id, scope_of(user))

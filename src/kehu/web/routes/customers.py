@@ -20,7 +20,7 @@ from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.store import services as sv
 from kehu.store.services import NoteIn
-from kehu.web.deps import CurrentUser, Principal, WorkspaceDep, apply_locale, render
+from kehu.web.deps import CurrentUser, Principal, Staff, WorkspaceDep, apply_locale, render
 from kehu.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
@@ -137,7 +137,7 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
 
 @router.post("/customers/{customer_id}/notes")
 def add_note_form(customer_id: str, text: Annotated[str, Form(max_length=20_000)],
-                  user: CurrentUser, ws: WorkspaceDep) -> Response:
+                  user: Staff, ws: WorkspaceDep) -> Response:
     """Add a note to the customer (CSRF-checked; audited by the store service)."""
     get_visible(ws, customer_id, scope_of(user))
     if not text.strip():
