@@ -121,3 +121,39 @@ def test_notes_and_logged_interactions_join_the_timeline(ws: Workspace) -> None:
     assert c.timeline[0].source == "logged_interactions"  # 2030 is the newest
     assert any(i.kind == "note" and i.title == "VIP，勿打扰" for i in c.timeline)
     assert customer_360(ws, "B", limit=None).counts.get("notes") is None
+
+
+def test_lookup_file_gives_what_the_warehouse_gives(tmp_path_factory: pytest.TempPathFactory,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 360 page reads a customer-sorted DuckDB copy of the warehouse (fast at millions of
+    rows); for every customer of a generated company it equals the warehouse's answer, and an
+    import makes a new copy."""
+    from kehu.customer360 import lookup as lk
+    from kehu.demo import generate
+    from kehu.ingest.manifest import load_manifest
+
+    base = tmp_path_factory.mktemp("lookup")
+    s = generate("telco", 300, seed=5, out=base / "src")
+    w = Workspace.init(base / "ws")
+    load_manifest(w, s.manifest)
+    ids = w.warehouse.read("customers", columns=["customer_id"]).column(0).to_pylist()
+    fast = {cid: customer_360(w, cid, limit=None) for cid in ids[:40]}
+    files = list((w.root / lk.LOOKUP_DIR).glob("*.duckdb"))
+    assert len(files) == 1
+    with monkeypatch.context() as m:
+        m.setattr(lk, "lookup", lambda ws, build=True: None)
+        slow = {cid: customer_360(w, cid, limit=None) for cid in ids[:40]}
+    assert sum(c.timeline_total for c in slow.values()) > 40
+    for cid in fast:
+        a, b = fast[cid].model_dump(), slow[cid].model_dump()
+        assert a["profile"] == b["profile"] and a["scores"] == b["scores"], cid
+        assert a["counts"] == b["counts"] and a["timeline_total"] == b["timeline_total"], cid
+        assert [(i["time"], i["source"], i["ref"]) for i in a["timeline"]] == \
+            [(i["time"], i["source"], i["ref"]) for i in b["timeline"]], cid
+    w.warehouse.append("interactions", _table("interactions", [
+        {"interaction_id": "NEW1", "customer_id": ids[0], "channel": "sms",
+         "interaction_time": datetime(2030, 1, 1)}]))
+    again = customer_360(w, ids[0], limit=None)
+    assert again.timeline[0].ref == "NEW1"  # a new import: a new lookup file, not stale data
+    assert len(list((w.root / lk.LOOKUP_DIR).glob("*.duckdb"))) == lk.KEEP_FILES  # new + one old
+    w.close()

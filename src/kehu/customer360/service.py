@@ -49,30 +49,38 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
 
     Raises :class:`NotFoundError` for an unknown id.
     """
-    eng = ws.engine
-    cust = eng.table("customers")
-    rows = cust.filter(cust.customer_id == customer_id).to_pyarrow().to_pylist()
-    if not rows:
+    from kehu.analytics.run import SCORES_TABLE
+    from kehu.customer360.lookup import rows as lookup_rows
+
+    def one_customer(table: Any, v: dict[str, Any]) -> Any:
+        c = table("customers")
+        return c.filter(c.customer_id == v["cid"])
+
+    found = lookup_rows(ws, "customer", one_customer, cid=customer_id)
+    if not found:
         raise NotFoundError(_("No customer with id '{id}'. Check the id (ids are case-sensitive, "
                               "e.g. C00000123).").format(id=customer_id))
-    row = rows[0]
+    row = found[0]
     profile = {k: v for k, v in row.items()
                if not k.startswith(ATTR_PREFIX) and k not in LINEAGE_COLUMNS}
     attrs = {k[len(ATTR_PREFIX):]: v for k, v in row.items() if k.startswith(ATTR_PREFIX)}
     manager = None
     if row.get("account_manager_id"):
-        emp = eng.table("employees")
-        found = emp.filter(emp.employee_id == row["account_manager_id"]).to_pyarrow().to_pylist()
-        manager = found[0] if found else {"employee_id": row["account_manager_id"]}
+        def employee(table: Any, v: dict[str, Any]) -> Any:
+            e = table("employees")
+            return e.filter(e.employee_id == v["emp"])
+
+        got = lookup_rows(ws, "employee", employee, emp=row["account_manager_id"])
+        manager = got[0] if got else {"employee_id": row["account_manager_id"]}
         manager = {k: v for k, v in manager.items() if k not in LINEAGE_COLUMNS}
     scores: dict[str, Any] = {}
-    from kehu.analytics.run import SCORES_TABLE
+    if ws.warehouse.head_version(SCORES_TABLE) is not None:
+        def latest_scores(table: Any, v: dict[str, Any]) -> Any:
+            sc = table(SCORES_TABLE)
+            return sc.filter(sc.customer_id == v["cid"]) \
+                .order_by([ibis.desc("as_of"), ibis.desc("run_id")]).limit(1)
 
-    if ws.warehouse.exists(SCORES_TABLE):
-        sc = eng.table(SCORES_TABLE)
-        mine = sc.filter(sc.customer_id == customer_id)
-        latest = mine.order_by([ibis.desc("as_of"), ibis.desc("run_id")]).limit(1) \
-            .to_pyarrow().to_pylist()
+        latest = lookup_rows(ws, "scores", latest_scores, cid=customer_id)
         if latest:
             scores = {k: v for k, v in latest[0].items() if k != "customer_id"}
     from kehu.accounts.service_levels import service_level_for
@@ -80,25 +88,33 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
     level = service_level_for(ws, customer_id, tier=scores.get("tier") or None)
     service_level = {"tier": level.tier, "tier_name": level.tier_name,
                      "tier_source": level.tier_source, **level.level.model_dump()}
-    parts = []
-    for src in timeline_sources():
-        if ws.warehouse.version(src.table) is None:
-            continue
-        part = src.project(eng.table(src.table), customer_id)
-        parts.append(part.mutate(source=ibis.literal(src.name)))
+    sources = [src for src in timeline_sources()
+               if ws.warehouse.head_version(src.table) is not None]
+
+    def timeline(table: Any, v: dict[str, Any]) -> Any:
+        parts = [src.project(table(src.table), v["cid"]).mutate(source=ibis.literal(src.name))
+                 for src in sources]
+        union = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        return union.filter(union.time.notnull())
+
+    def counts_of(table: Any, v: dict[str, Any]) -> Any:
+        t = timeline(table, v)
+        return t.group_by("source").aggregate(n=t.count())
+
+    def newest(table: Any, v: dict[str, Any]) -> Any:
+        t = timeline(table, v).order_by([ibis.desc("time"), "source", "ref"])
+        return t.limit(limit) if limit is not None else t
+
     items: list[TimelineItem] = []
     counts: dict[str, int] = {}
     total = 0
-    if parts:
-        union = ibis.union(*parts) if len(parts) > 1 else parts[0]
-        union = union.filter(union.time.notnull())
-        agg = union.group_by("source").aggregate(n=union.count()).to_pyarrow().to_pylist()
-        counts = {r["source"]: int(r["n"]) for r in agg}
+    if sources:
+        names = ",".join(src.name for src in sources)
+        counts = {r["source"]: int(r["n"]) for r in
+                  lookup_rows(ws, f"timeline counts:{names}", counts_of, cid=customer_id)}
         total = sum(counts.values())
-        ordered = union.order_by([ibis.desc("time"), "source", "ref"])
-        if limit is not None:
-            ordered = ordered.limit(limit)
-        items = [TimelineItem(**r) for r in ordered.to_pyarrow().to_pylist()]
+        items = [TimelineItem(**r) for r in
+                 lookup_rows(ws, f"timeline:{names}:{limit}", newest, cid=customer_id)]
     staff = _store_items(ws, customer_id)
     if staff:
         for it in staff:

@@ -8,6 +8,7 @@ unreferenced Parquet files, never a half-applied change. Commits carry kehu meta
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,22 @@ class Warehouse:
 
     def version(self, name: str) -> int | None:
         return self.delta(name).version() if self.exists(name) else None
+
+    def head_version(self, name: str) -> int | None:
+        """The table's current version from a listing of its ``_delta_log`` (the highest
+        commit file; the latest one is never cleaned up) — far cheaper than opening the
+        table, for cache keys checked on every request. None when the table does not exist.
+        """
+        best = -1
+        try:
+            with os.scandir(self.path(name) / "_delta_log") as it:
+                for e in it:
+                    stem, _dot, ext = e.name.partition(".")
+                    if ext == "json" and stem.isdigit():
+                        best = max(best, int(stem))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return best if best >= 0 else None
 
     def schema(self, name: str) -> pa.Schema:
         return pa.schema(self.delta(name).schema().to_arrow())

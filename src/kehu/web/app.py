@@ -107,9 +107,12 @@ def app_from_environment() -> FastAPI:
 
 
 def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace) -> None:
-    """Warm the dashboard; a failure only costs the first visitor the wait, so it is logged."""
+    """Warm the dashboard and the 360 lookup; a failure only costs the first visitor the wait, so it is logged."""
+    from kehu.customer360.lookup import prepare
+
     try:
         warm(workspace)
+        prepare(workspace)  # the customer 360 page's sorted copy of the data
     except Exception:  # logged: the app serves on
         logging.getLogger("kehu.web").exception("warming the dashboard failed")
 

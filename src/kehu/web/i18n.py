@@ -16,9 +16,11 @@ True
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 from starlette.requests import Request
@@ -88,9 +90,16 @@ class LocaleMiddleware:
 # -- formatting (Jinja filters) -------------------------------------------------------------
 
 
-def _babel(locale: str | None) -> str:
+def _babel(locale: str | None) -> Locale:
     loc = locale or get_locale()
-    return loc if loc in SUPPORTED else "en"
+    return _parsed(loc if loc in SUPPORTED else "en")
+
+
+@functools.cache
+def _parsed(code: str) -> Locale:
+    """Babel's Locale, parsed once: parsing a code on every number cost a third of a second
+    on a dashboard of 650 figures."""
+    return Locale.parse(code)
 
 
 def number(value: Any, locale: str | None = None, digits: int = 0,

@@ -23,8 +23,8 @@ def run(
         "--programmes", help="Then launch the due waves of the enabled lifecycle "
         "programmes, audiences from this run.")] = False,
     warm: Annotated[bool, typer.Option(
-        "--warm/--no-warm", help="Then compute the dashboard in the company's language, so the "
-        "web app shows it at once.")] = True,
+        "--warm/--no-warm", help="Then compute the dashboard in the company's language and "
+        "the customer pages' lookup file, so the web app shows them at once.")] = True,
     json: JsonOpt = False,
 ) -> None:
     """Run the analyses and append per-customer results to the warehouse (customer_scores)."""
@@ -57,6 +57,9 @@ def run(
 
         with console.status(_("Preparing the dashboard…")) if not json else _Quiet():
             extra["dashboard_seconds"] = warm_dashboard(ws, (ws.settings.company.locale,))
+            from kehu.customer360.lookup import prepare
+
+            extra["customer_lookup_seconds"] = prepare(ws)
     ws.close()
     if json:
         emit_json({**rep.to_dict(), **extra})

@@ -95,9 +95,11 @@ def _labels(locale: str) -> dict[str, dict[str, str]]:
 def contracts_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
     """The customer's contracts from the warehouse, latest start first (none without the
     table)."""
-    if ws.warehouse.version("contracts") is None:
+    from kehu.customer360.lookup import customer_table
+
+    if ws.warehouse.head_version("contracts") is None:
         return []
-    t = ws.engine.table("contracts")
+    t = customer_table(ws, "contracts")
     cols = [c for c in ("contract_id", "product_id", "start_date", "end_date", "status",
                         "monthly_fee", "balance", "auto_renew") if c in t.columns]
     rows = t.filter(t.customer_id == customer_id).select(*cols) \

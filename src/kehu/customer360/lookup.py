@@ -1,0 +1,199 @@
+"""One customer's rows, fast: the 360 page's tables copied into a DuckDB file sorted by
+customer, so a point lookup reads one row group (DuckDB's zone maps) instead of scanning
+millions of transaction lines in the warehouse's Parquet files.
+
+The file is ``<workspace>/.cache/customer_lookup/<key>.duckdb``; the key is the Delta
+versions of the tables copied, so any import or analysis run gives a new file (built on
+first use, or ahead by :func:`prepare`, which ``kehu run`` and the web app's start call).
+Only the latest scores row of each customer is kept. Readers open the file read-only, one
+connection per thread; a build writes a temporary file and renames it, so two processes
+building at once both end with a whole file.
+
+>>> import tempfile
+>>> from kehu.workspace import Workspace
+>>> ws = Workspace.init(tempfile.mkdtemp())
+>>> lookup(ws) is None   # nothing imported yet: callers use the warehouse
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+from ibis.expr.types import Table
+
+if TYPE_CHECKING:
+    from kehu.workspace import Workspace
+
+LOOKUP_DIR = Path(".cache") / "customer_lookup"
+#: bump when what is stored changes: older files are then rebuilt
+LOOKUP_FORMAT = 1
+#: files kept per workspace
+KEEP_FILES = 2
+SCORES = "customer_scores"
+#: the tables the 360 page reads for one customer (plus employees, read whole)
+TABLES = ("customers", "employees", SCORES, "transactions", "contracts", "interactions",
+          "tickets", "payments", "campaign_contacts", "responses", "surveys", "referrals",
+          "churn_events")
+
+_BUILD_LOCK = threading.Lock()
+_LOCAL = threading.local()
+
+
+class Lookup:
+    """The lookup file of one key: ``table(name)`` gives an Ibis table over it (read-only,
+    this thread's connection), or None for a table it does not hold."""
+
+    def __init__(self, path: Path, tables: frozenset[str]) -> None:
+        self.path = path
+        self.tables = tables
+
+    def table(self, name: str) -> Table | None:
+        if name not in self.tables:
+            return None
+        return self.connection().table(name)
+
+    def connection(self) -> Any:
+        """This thread's read-only Ibis connection to the file."""
+        cons: dict[str, Any] = getattr(_LOCAL, "cons", None) or {}
+        _LOCAL.cons = cons
+        con = cons.get(str(self.path))
+        if con is None:
+            for stale in cons.values():  # this thread's connection to an older file
+                stale.disconnect()
+            cons.clear()
+            con = ibis.duckdb.connect(str(self.path), read_only=True,
+                                      autoinstall_known_extensions=False,
+                                      autoload_known_extensions=False)
+            cons[str(self.path)] = con
+        return con
+
+
+class NotInLookup(LookupError):
+    """A query needs a table the lookup file does not hold."""
+
+
+_SQL: dict[tuple[str, str], str] = {}
+_SQL_LOCK = threading.Lock()
+
+
+def rows(ws: Workspace, name: str, build: Callable[[Callable[[str], Table], dict[str, Any]],
+                                                     Any], **values: Any) -> list[dict[str, Any]]:
+    """Rows of the Ibis expression ``build(table, values)`` as dicts.
+
+    Over the lookup, the expression is compiled to SQL once per file and query ``name``, with
+    the ``values`` as bound parameters (compiling an Ibis expression costs more than running
+    it on one customer's rows); otherwise (no lookup, or a table it lacks) it runs on the
+    warehouse with the values inlined.
+    """
+    fast = lookup(ws)
+    if fast is not None:
+        cache_key = (str(fast.path), name)
+        with _SQL_LOCK:
+            sql = _SQL.get(cache_key)
+        try:
+            if sql is None:
+                marks = {k: f"__kehu_param_{k}__" for k in values}
+
+                def table(t: str) -> Table:
+                    got = fast.table(t)
+                    if got is None:
+                        raise NotInLookup(t)
+                    return got
+
+                sql = str(ibis.to_sql(build(table, marks), dialect="duckdb"))
+                for k, mark in marks.items():
+                    sql = sql.replace(f"'{mark}'", f"${k}")
+                with _SQL_LOCK:
+                    _SQL[cache_key] = sql
+            con = fast.connection()
+            result = con.con.execute(sql, values).to_arrow_table()
+            return list(result.to_pylist())
+        except NotInLookup:
+            pass
+    return list(build(ws.engine.table, values).to_pyarrow().to_pylist())
+
+
+def _key(ws: Workspace) -> tuple[str, dict[str, int]] | None:
+    versions = {t: v for t in TABLES if (v := ws.warehouse.head_version(t)) is not None}
+    if "customers" not in versions:
+        return None
+    raw = repr((LOOKUP_FORMAT, sorted(versions.items())))
+    return hashlib.sha256(raw.encode()).hexdigest()[:24], versions
+
+
+def lookup(ws: Workspace, build: bool = True) -> Lookup | None:
+    """The lookup of the workspace's current data, built now when missing (unless
+    ``build`` is false); None before the first import."""
+    key = _key(ws)
+    if key is None:
+        return None
+    digest, versions = key
+    path = ws.root / LOOKUP_DIR / f"{digest}.duckdb"
+    tables = frozenset(versions)
+    if path.exists():
+        return Lookup(path, tables)
+    if not build:
+        return None
+    with _BUILD_LOCK:
+        if not path.exists():
+            _build(ws, path, tables)
+    return Lookup(path, tables)
+
+
+def customer_table(ws: Workspace, name: str) -> Table:
+    """``name`` from the lookup when it holds it (read it filtered to one customer), else
+    from the warehouse."""
+    fast = lookup(ws)
+    got = fast.table(name) if fast is not None else None
+    return got if got is not None else ws.engine.table(name)
+
+
+def prepare(ws: Workspace) -> float:
+    """Build the current lookup ahead of the first visitor; seconds taken (0 if it was
+    there or nothing was imported)."""
+    import time
+
+    t0 = time.perf_counter()
+    key = _key(ws)
+    if key is None or (ws.root / LOOKUP_DIR / f"{key[0]}.duckdb").exists():
+        return 0.0
+    lookup(ws)
+    return round(time.perf_counter() - t0, 3)
+
+
+def _build(ws: Workspace, path: Path, tables: frozenset[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    eng = ws.engine
+    raw = eng.con.con
+    alias = f"lk_{hashlib.sha1(str(tmp).encode()).hexdigest()[:8]}"
+    raw.execute(f"ATTACH '{tmp}' AS {alias}")  # internal path and name, nothing from a user
+    try:
+        for name in sorted(tables):
+            t = eng.table(name)  # binds the warehouse table as a DuckDB view called `name`
+            cols = t.columns
+            if name == SCORES:
+                order = ", ".join(f'"{c}" DESC' for c in ("as_of", "run_id") if c in cols)
+                select = (f'SELECT * FROM "{name}" QUALIFY row_number() OVER '
+                          f'(PARTITION BY customer_id ORDER BY {order}) = 1 '
+                          "ORDER BY customer_id")
+            elif "customer_id" in cols:
+                select = f'SELECT * FROM "{name}" ORDER BY customer_id'
+            else:
+                select = f'SELECT * FROM "{name}"'
+            raw.execute(f'CREATE TABLE {alias}."{name}" AS {select}')
+    finally:
+        raw.execute(f"DETACH {alias}")
+    tmp.replace(path)
+    old = sorted((p for p in path.parent.glob("*.duckdb") if p != path),
+                 key=lambda p: p.stat().st_mtime)
+    for stale in old[:max(0, len(old) - (KEEP_FILES - 1))]:
+        stale.unlink(missing_ok=True)
