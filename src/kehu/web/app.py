@@ -107,7 +107,8 @@ def app_from_environment() -> FastAPI:
 
 
 def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace) -> None:
-    """Warm the dashboard and the 360 lookup; a failure only costs the first visitor the wait, so it is logged."""
+    """Warm the dashboard and the 360 lookup; a failure only costs the first visitor the
+    wait, so it is logged."""
     from kehu.customer360.lookup import prepare
 
     try:
