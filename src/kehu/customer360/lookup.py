@@ -68,7 +68,9 @@ class Lookup:
             for stale in cons.values():  # this thread's connection to an older file
                 stale.disconnect()
             cons.clear()
-            con = ibis.duckdb.connect(str(self.path), read_only=True,
+            # one thread per connection: these are point lookups, and the web app runs
+            # many at once on its own threads
+            con = ibis.duckdb.connect(str(self.path), read_only=True, threads=1,
                                       autoinstall_known_extensions=False,
                                       autoload_known_extensions=False)
             cons[str(self.path)] = con

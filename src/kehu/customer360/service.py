@@ -97,24 +97,20 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
         union = ibis.union(*parts) if len(parts) > 1 else parts[0]
         return union.filter(union.time.notnull())
 
-    def counts_of(table: Any, v: dict[str, Any]) -> Any:
-        t = timeline(table, v)
-        return t.group_by("source").aggregate(n=t.count())
-
     def newest(table: Any, v: dict[str, Any]) -> Any:
-        t = timeline(table, v).order_by([ibis.desc("time"), "source", "ref"])
-        return t.limit(limit) if limit is not None else t
+        return timeline(table, v).order_by([ibis.desc("time"), "source", "ref"])
 
     items: list[TimelineItem] = []
     counts: dict[str, int] = {}
     total = 0
     if sources:
+        # one query for the counts and the newest items: one customer's events are few
         names = ",".join(src.name for src in sources)
-        counts = {r["source"]: int(r["n"]) for r in
-                  lookup_rows(ws, f"timeline counts:{names}", counts_of, cid=customer_id)}
-        total = sum(counts.values())
-        items = [TimelineItem(**r) for r in
-                 lookup_rows(ws, f"timeline:{names}:{limit}", newest, cid=customer_id)]
+        events = lookup_rows(ws, f"timeline:{names}", newest, cid=customer_id)
+        for e in events:
+            counts[e["source"]] = counts.get(e["source"], 0) + 1
+        total = len(events)
+        items = [TimelineItem(**r) for r in (events[:limit] if limit is not None else events)]
     staff = _store_items(ws, customer_id)
     if staff:
         for it in staff:

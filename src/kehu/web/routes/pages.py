@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from kehu.dashboard import dashboard as dashboard_data
 from kehu.errors import NotFoundError
@@ -19,6 +22,7 @@ from kehu.web.deps import (
     StoreDep,
     WorkspaceDep,
     apply_locale,
+    get_context,
     render,
 )
 from kehu.workspace import Workspace
@@ -54,10 +58,35 @@ def dashboard(request: Request, user: CurrentUser, ws: WorkspaceDep, scope: Scop
         head = headline(ws.engine)
         return render(request, "dashboard.html", {
             "head": head, "scoped": False, "chart": _headline_chart(head.monthly_revenue)})
-    dash = data.to_dict()
+    dash, body = _rendered_sections(request, data, locale)
     return render(request, "dashboard.html", {
-        "dash": dash, "as_of": data.as_of, "scoped": False,
-        "sections": list(dash["sections"].values())})
+        "dash": dash, "as_of": data.as_of, "scoped": False, "sections_html": body})
+
+
+_SECTIONS: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], Markup]] = OrderedDict()
+_SECTIONS_LOCK = threading.Lock()
+
+
+def _rendered_sections(request: Request, data: Any, locale: str
+                       ) -> tuple[dict[str, Any], Markup]:
+    """The dashboard's sections as HTML, rendered once per dashboard and language: 650
+    formatted figures cost more than everything else on the page, and they are the same for
+    every visitor until the next run."""
+    ctx = get_context(request)
+    key = (data.run_id, data.computed_at, data.locale, locale, ctx.settings.company.currency)
+    with _SECTIONS_LOCK:
+        hit = _SECTIONS.get(key)
+    if hit is not None:
+        return hit
+    dash = data.to_dict()
+    template = ctx.templates.env.get_template("_sections.html")
+    body = Markup(template.render(sections=list(dash["sections"].values()),
+                                  currency=ctx.settings.company.currency, locale=locale))
+    with _SECTIONS_LOCK:
+        _SECTIONS[key] = (dash, body)
+        while len(_SECTIONS) > 8:
+            _SECTIONS.popitem(last=False)
+    return dash, body
 
 
 def my_portfolio(ws: Workspace, user: Principal, locale: str) -> dict[str, Any]:
