@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,9 +19,10 @@ from kehu.demo import generate
 from kehu.ingest.manifest import load_manifest
 from kehu.settings import WebSection
 from kehu.store.services import TaskIn, audit_log, create_task, list_notes
-from kehu.store.users import TokenIn, UserIn, create_token, create_user, list_users
+from kehu.store.users import UserIn, create_user, list_users
 from kehu.web import create_app
 from kehu.workspace import Workspace
+from web_support import assert_problem, bearer
 
 SECRET = "p" * 48
 PASSWORD = "correct horse battery"
@@ -88,20 +88,6 @@ def ann(app: FastAPI) -> TestClient:
 @pytest.fixture(scope="module")
 def amy(app: FastAPI) -> TestClient:
     return signed_in(app, "amy")
-
-
-def bearer(ws: Workspace, user: str) -> dict[str, str]:
-    uid = {u.username: u.id for u in list_users(ws.store)}[user]
-    made = create_token(ws.store, uid, TokenIn(name=f"test {user}"), actor="test")
-    return {"Authorization": f"Bearer {made.token}"}
-
-
-def assert_problem(r: Any, status: int) -> dict[str, Any]:
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status and body["detail"]
-    return body
 
 
 # -- dashboard ----------------------------------------------------------------------------------

@@ -214,19 +214,9 @@ def cache_info() -> dict[str, int]:
 
 
 def _version(ws: Workspace, name: str) -> int | None:
-    """The table's current Delta version: the highest commit file in its ``_delta_log``
-    (a directory listing, far cheaper than opening the table; the latest commit's file is
-    never cleaned up). None when the table does not exist yet."""
-    best = -1
-    try:
-        with os.scandir(ws.warehouse.path(name) / "_delta_log") as it:
-            for e in it:
-                stem, _dot, ext = e.name.partition(".")
-                if ext == "json" and stem.isdigit():
-                    best = max(best, int(stem))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return best if best >= 0 else None
+    """The table's current Delta version from a directory listing (see
+    :meth:`kehu.warehouse.Warehouse.head_version`); None when it does not exist yet."""
+    return ws.warehouse.head_version(name)
 
 
 def _latest_run(ws: Workspace, runs_version: int | None) -> tuple[str, date]:
