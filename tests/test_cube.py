@@ -194,3 +194,11 @@ def test_cached_engine_gives_the_same_answers_and_sees_new_versions(ws: Workspac
     assert not cube_aggregate.is_current(cached, cube_aggregate.COARSE_TABLE)
     after = cube(cached, CubeQuery(measures=["transactions"])).to_pandas().iloc[0, 0]
     assert after == before + 1
+
+
+@pytest.mark.parametrize("value", ["广\x00东", "\ud800"])
+def test_filter_value_the_engine_cannot_compare_is_refused(value: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="NUL or an unpaired surrogate"):
+        Filter(dimension="region", values=[value])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -132,3 +133,19 @@ def test_workspace_on_postgresql(pg_url: str, tmp_path) -> None:  # type: ignore
     assert [n.text for n in sv.list_notes(again.store, "C1")] == ["团队共享"]
     ws.close()
     again.close()
+
+
+def test_a_segment_named_by_a_campaign_draft_is_not_deleted(tmp_path: Path) -> None:
+    """Deleting a saved segment is refused while an unlaunched campaign draft names it."""
+    from kehu.segments import saved
+    from kehu.store.models import CampaignDraft, Definition
+
+    store = AppStore(f"sqlite:///{tmp_path / 'app.db'}")
+    store.upgrade()
+    with store.session() as s:
+        s.add(Definition(kind=saved.KIND, name="vip", version=1, spec={"rule": {}}))
+        s.add(CampaignDraft(campaign_id="C-DRAFT", name="draft", created_by="ann",
+                            spec={"audience": {"segment": "vip"}}, status="submitted"))
+    assert saved.using_campaigns(store, "vip") == ["C-DRAFT"]
+    with pytest.raises(saved.SegmentInUseError, match="C-DRAFT"):
+        saved.delete(store, "vip", actor="ann")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 from ibis.expr.types import Table
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from kehu.analytics.run import SCORES_TABLE
 from kehu.errors import KehuInputError
@@ -61,6 +61,16 @@ CUSTOMER_MEASURES = ("customers", "clv", "churn_risk", "nps", *VALUE_COLUMNS)
 class Filter(BaseModel):
     dimension: str
     values: list[str] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _printable(cls, values: list[str]) -> list[str]:
+        """No NUL or lone surrogate in a value: the engine cannot compare them (a crash, not
+        an empty answer)."""
+        for v in values:
+            if "\x00" in v or any(0xD800 <= ord(ch) <= 0xDFFF for ch in v):
+                raise ValueError(f"filter value {v!r} holds a NUL or an unpaired surrogate")
+        return values
 
 
 class CubeQuery(BaseModel):

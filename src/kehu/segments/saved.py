@@ -114,12 +114,20 @@ def save(ws: Workspace, spec: SegmentSpec, actor: str) -> tuple[SavedSegment, bo
 
 
 def using_campaigns(store: AppStore, name: str) -> list[str]:
-    """Names of the campaign definitions whose audience is the saved segment ``name``."""
+    """Names of the campaign definitions, and the ids of the campaign drafts not yet launched,
+    whose audience is the saved segment ``name``."""
+    from kehu.store.models import CampaignDraft
+
+    def uses(spec: object) -> bool:
+        return isinstance(spec, dict) and isinstance(spec.get("audience"), dict) \
+            and spec["audience"].get("segment") == name
+
     with store.session() as s:
         rows = s.scalars(select(Definition).where(Definition.kind == "campaign"))
-        return sorted(r.name for r in rows
-                      if isinstance(r.spec, dict) and isinstance(r.spec.get("audience"), dict)
-                      and r.spec["audience"].get("segment") == name)
+        found = {r.name for r in rows if uses(r.spec)}
+        drafts = s.scalars(select(CampaignDraft).where(CampaignDraft.status != "launched"))
+        found |= {d.campaign_id for d in drafts if uses(d.spec)}
+        return sorted(found)
 
 
 def delete(store: AppStore, name: str, actor: str) -> None:

@@ -34,6 +34,7 @@ def cube_command(
 ) -> None:
     """Answer a cube query; add a finer level of a hierarchy to --by to drill down."""
     from kehu.analytics.cube import CubeQuery, Filter, cube, drill_down
+    from kehu.specfiles import validated
 
     filters = []
     for w in where or []:
@@ -41,8 +42,8 @@ def cube_command(
             raise KehuInputError(_("The '--where' parameter must look like region=广东 or "
                                    "tier=gold,diamond. Got {v!r} instead.").format(v=w))
         k, v = w.split("=", 1)
-        filters.append(Filter(dimension=k.strip(),
-                              values=[x.strip() for x in v.split(",") if x.strip()]))
+        filters.append(validated(Filter, {"dimension": k.strip(), "values": [
+            x.strip() for x in v.split(",") if x.strip()]}, "--where", "filter"))
     q = CubeQuery(measures=measure, by=by or [], where=filters,
                   start=_d("--from", start), end=_d("--to", end))
     ws = open_workspace(workspace)
