@@ -27,7 +27,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
-import kehu.i18n
 from kehu import Workspace
 from kehu.alerts import (
     AlertRules,
@@ -73,18 +72,6 @@ def _tasks(ws: Workspace, **where: Any) -> list[Task]:
         for k, v in where.items():
             q = q.where(getattr(Task, k) == v)
         return list(s.scalars(q))
-
-
-@pytest.fixture(autouse=True)
-def _pending_zh(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the lead merges them into the catalogue, use this feature's pending Chinese."""
-    p = Path(__file__).parents[1] / "scripts" / "i18n_pending" / "alerts.zh.json"
-    if not p.exists():
-        return
-    extra = json.loads(p.read_text(encoding="utf-8"))
-    real = kehu.i18n.catalogue
-    monkeypatch.setattr(kehu.i18n, "catalogue",
-                        lambda loc: {**extra, **real(loc)} if loc == "zh_CN" else real(loc))
 
 
 @pytest.fixture

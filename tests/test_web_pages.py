@@ -13,31 +13,27 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from kehu.analytics.run import analysis_run
-from kehu.dashboard import clear_cache, dashboard
-from kehu.demo import generate
-from kehu.ingest.manifest import load_manifest
-from kehu.settings import WebSection
+from kehu.dashboard import dashboard
 from kehu.store.services import TaskIn, audit_log, create_task, list_notes
-from kehu.store.users import UserIn, create_user, list_users
-from kehu.web import create_app
+from kehu.store.users import list_users
 from kehu.workspace import Workspace
-from web_support import assert_problem, bearer
+from web_support import (
+    assert_problem,
+    bearer,
+    busiest_manager,
+    csrf,
+    demo_workspace,
+    signed_in,
+    web_app,
+)
 
-SECRET = "p" * 48
-PASSWORD = "correct horse battery"
 SECTIONS = ["headline", "tiers", "rfm", "lifecycle", "churn_risk", "clv", "pareto", "trends",
             "kpis"]
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    base = tmp_path_factory.mktemp("webpages")
-    s = generate("retail", 3_000, seed=21, out=base / "src")
-    w = Workspace.init(base / "ws", locale="en")
-    load_manifest(w, s.manifest)
-    analysis_run(w)
-    clear_cache()
+    w = demo_workspace(tmp_path_factory.mktemp("webpages"))
     yield w
     w.close()
 
@@ -48,36 +44,16 @@ def customers(ws: Workspace) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def manager_id(customers: pd.DataFrame) -> str:
+def manager_id(ws: Workspace) -> str:
     """The employee id of the account manager with the most customers."""
-    return str(customers.account_manager_id.value_counts().index[0])
+    return busiest_manager(ws)
 
 
 @pytest.fixture(scope="module")
 def app(ws: Workspace, manager_id: str) -> Iterator[FastAPI]:
-    for name, role, emp in [("ann", "analyst", None), ("amy", "account_manager", manager_id),
-                            ("vic", "viewer", None)]:
-        create_user(ws.store, UserIn(username=name, role=role, password=PASSWORD, locale="en",
-                                     employee_id=emp), actor="test")
-    settings = ws.settings.model_copy(update={"web": WebSection(
-        secret_key=SECRET, cookie_secure=False, login_max_failures=100)})  # type: ignore[arg-type]
-    application = create_app(settings, ws)
+    application = web_app(ws, manager_id)
     with TestClient(application):  # runs the lifespan once for the module
         yield application
-
-
-def csrf(c: TestClient, path: str = "/login") -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).text)
-    assert m, "no CSRF token in the page"
-    return m.group(1)
-
-
-def signed_in(app: FastAPI, user: str) -> TestClient:
-    c = TestClient(app)
-    r = c.post("/login", data={"username": user, "password": PASSWORD, "csrf_token": csrf(c)},
-               follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return c
 
 
 @pytest.fixture(scope="module")

@@ -213,16 +213,10 @@ def cache_info() -> dict[str, int]:
         return {**_STATS, "entries": len(_CACHE)}
 
 
-def _version(ws: Workspace, name: str) -> int | None:
-    """The table's current Delta version from a directory listing (see
-    :meth:`kehu.warehouse.Warehouse.head_version`); None when it does not exist yet."""
-    return ws.warehouse.head_version(name)
-
-
 def _latest_run(ws: Workspace, runs_version: int | None) -> tuple[str, date]:
     """The latest complete run (id, as-of); memoised per ``_runs`` version (each run adds
     exactly one ``_runs`` commit)."""
-    if runs_version is None or _version(ws, SCORES_TABLE) is None:
+    if runs_version is None or ws.warehouse.head_version(SCORES_TABLE) is None:
         raise NotFoundError(_("The dashboard needs an analysis run, and {path} has none yet. "
                               "Run 'kehu run' first.").format(path=ws.root))
     memo = (str(ws.root), runs_version)
@@ -250,7 +244,7 @@ def dashboard(ws: Workspace, locale: str = "zh_CN", flows_from: date | None = No
     order; a section that fails with a :class:`~kehu.errors.KehuError` is returned empty
     with the message in its notes and listed in ``failed`` (and the result is not cached)."""
     loc = normalise_locale(locale)
-    versions = tuple(_version(ws, t) for t in KEY_TABLES)
+    versions = tuple(ws.warehouse.head_version(t) for t in KEY_TABLES)
     runs_version = versions[KEY_TABLES.index(RUNS_TABLE)]
     run_id, as_of = _latest_run(ws, runs_version)
     end = flows_to or as_of

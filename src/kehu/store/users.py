@@ -131,7 +131,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _require_employee_id(role: str, employee_id: str | None) -> None:
+    """An account manager without an employee id would see no customers: refused."""
+    if role == "account_manager" and not employee_id:
+        raise KehuInputError(_("An account manager needs an employee id (the id their "
+                               "customers are assigned to). Set employee_id."))
+
+
 def create_user(store: AppStore, user: UserIn, actor: str) -> UserOut:
+    _require_employee_id(user.role, user.employee_id)
     with store.session() as s:
         if s.scalar(select(User.id).where(User.username == user.username)) is not None:
             raise KehuInputError(_("A user named {name!r} exists already. Choose another name, "
@@ -224,9 +232,7 @@ def update_user(store: AppStore, username: str, change: UserChange, actor: str) 
         before = {k: getattr(row, k) for k in fields}
         for k, v in fields.items():
             setattr(row, k, v.strip() or None if isinstance(v, str) else v)
-        if row.role == "account_manager" and not row.employee_id:
-            raise KehuInputError(_("An account manager needs an employee id (the id their "
-                                   "customers are assigned to). Set employee_id."))
+        _require_employee_id(row.role, row.employee_id)
         s.flush()
         if _active_admins(s) == 0:
             raise KehuInputError(_("This change would leave no active administrator. Make "

@@ -95,16 +95,19 @@ def _labels(locale: str) -> dict[str, dict[str, str]]:
 def contracts_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
     """The customer's contracts from the warehouse, latest start first (none without the
     table)."""
-    from kehu.customer360.lookup import customer_table
+    from kehu.customer360.lookup import rows
 
     if ws.warehouse.head_version("contracts") is None:
         return []
-    t = customer_table(ws, "contracts")
-    cols = [c for c in ("contract_id", "product_id", "start_date", "end_date", "status",
-                        "monthly_fee", "balance", "auto_renew") if c in t.columns]
-    rows = t.filter(t.customer_id == customer_id).select(*cols) \
-        .order_by(t.start_date.desc()).to_pyarrow().to_pylist()
-    return list(rows)
+
+    def contracts(table: Any, v: dict[str, Any]) -> Any:
+        t = table("contracts")
+        cols = [c for c in ("contract_id", "product_id", "start_date", "end_date", "status",
+                            "monthly_fee", "balance", "auto_renew") if c in t.columns]
+        return t.filter(t.customer_id == v["cid"]).select(*cols) \
+            .order_by(t.start_date.desc())
+
+    return rows(ws, "contracts", contracts, cid=customer_id)
 
 
 def churn_reasons(scores: dict[str, Any]) -> list[dict[str, Any]]:

@@ -73,9 +73,6 @@ def users_create(request: Request, admin: AdminUser, store: StoreDep,
               "display_name": display_name.strip() or None, "email": email.strip() or None,
               "employee_id": employee_id.strip() or None}
     try:
-        if role == "account_manager" and not values["employee_id"]:
-            raise KehuInputError(_("An account manager needs an employee id (the id their "
-                                   "customers are assigned to). Set employee_id."))
         made = create_user(store, UserIn(**values, password=password), actor=admin.actor)
     except (ValidationError, KehuInputError) as exc:
         return _users_page(request, store, 422, error=_form_error(exc), form=values)
