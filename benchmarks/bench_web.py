@@ -9,7 +9,8 @@ Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Starts the app itself (``keh
 each page for ``--duration`` seconds, ``--runs`` times; p95 and the other percentiles come
 from wrk's own latency histogram (a Lua ``done`` hook). Closed loop: each of the 50
 connections sends its next request as soon as the last one is answered, so the latency
-includes queueing behind the other 49 — harsher than 50 people clicking.
+includes queueing behind the other 49 — harsher than 50 people clicking. ``--think-ms N``
+makes each connection a person who pauses a random time (mean N ms) between clicks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ LUA = r"""
 local paths = {}
 for line in io.lines(os.getenv("KEHU_BENCH_PATHS")) do paths[#paths + 1] = line end
 local cookie = os.getenv("KEHU_BENCH_COOKIE")
+local think = tonumber(os.getenv("KEHU_BENCH_THINK_MS") or "0")
+if think > 0 then
+  -- each connection is one person: a random pause (exponential, mean `think` ms) before
+  -- the next click; wrk's latency counts from sending, so the pause is not in it
+  delay = function() return math.floor(-think * math.log(1 - math.random())) end
+end
 local n = 0
 setup = function(thread) n = n + 1; thread:set("seed", n) end
 init = function(args) math.randomseed(os.time() * 1000 + (seed or 0)) end
@@ -118,8 +125,9 @@ def wait_until_up(base: str, proc: subprocess.Popen[bytes], timeout: float = 300
 
 
 def run_wrk(base: str, cookie: str, path_file: Path, script: Path, connections: int,
-            duration: int, threads: int) -> dict[str, Any]:
-    env = {**os.environ, "KEHU_BENCH_PATHS": str(path_file), "KEHU_BENCH_COOKIE": cookie}
+            duration: int, threads: int, think_ms: int = 0) -> dict[str, Any]:
+    env = {**os.environ, "KEHU_BENCH_PATHS": str(path_file), "KEHU_BENCH_COOKIE": cookie,
+           "KEHU_BENCH_THINK_MS": str(think_ms)}
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
                           "--timeout", "30s", "-s", str(script), base], env=env,
                          capture_output=True, text=True, check=True).stdout
@@ -140,6 +148,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--pages", default="customer_360,customer_list,dashboard")
+    ap.add_argument("--think-ms", type=int, default=0,
+                    help="mean pause between a connection's requests (0: closed loop)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: install it with `apt-get install -y wrk`")
@@ -160,6 +170,7 @@ def main() -> None:
         "customers": ws.warehouse.count("customers"),
         "transactions": ws.warehouse.count("transactions"), "workers": args.workers,
         "connections": args.connections, "duration_s": args.duration, "runs": args.runs,
+        "think_ms": args.think_ms,
         "tool": (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
                  .split(" Copyright")[0]), "targets_p95_ms": TARGETS_MS}
     t0 = time.perf_counter()
@@ -192,7 +203,7 @@ def main() -> None:
             # warm every worker's caches (customer index, engine) before measuring
             run_wrk(base, cookie, path_file, script, args.workers * 2, 5, 1)
             runs = [run_wrk(base, cookie, path_file, script, args.connections, args.duration,
-                            args.threads) for _i in range(args.runs)]
+                            args.threads, args.think_ms) for _i in range(args.runs)]
             summary = {k: statistics.median(r[k] for r in runs)
                        for k in ("rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")}
             summary["errors"] = sum(r["socket_errors"] + r["non_2xx"] for r in runs)
@@ -209,7 +220,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     res["load_after"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "web.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
+    name = f"web-c{args.connections}" + (f"-think{args.think_ms}" if args.think_ms else "")
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
     print(json.dumps({k: v["median"] for k, v in res["pages"].items()}, indent=2))
 
 

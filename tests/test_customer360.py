@@ -77,8 +77,7 @@ def test_limit_and_unknown_customer(ws: Workspace) -> None:
 
 
 def test_third_party_timeline_source(ws: Workspace) -> None:
-    def marketing_notes(t: ibis.Table, cid: str) -> ibis.Table:
-        t = t.filter(t.customer_id == cid)
+    def marketing_notes(t: ibis.Table) -> ibis.Table:
         return event(t, time=ibis.literal(datetime(2020, 5, 4)), kind="note", title=t.name,
                      ref=t.customer_id)
 

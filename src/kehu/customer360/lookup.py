@@ -3,11 +3,13 @@ customer, so a point lookup reads one row group (DuckDB's zone maps) instead of 
 millions of transaction lines in the warehouse's Parquet files.
 
 The file is ``<workspace>/.cache/customer_lookup/<key>.duckdb``; the key is the Delta
-versions of the tables copied, so any import or analysis run gives a new file (built on
-first use, or ahead by :func:`prepare`, which ``kehu run`` and the web app's start call).
-Only the latest scores row of each customer is kept. Readers open the file read-only, one
-connection per thread; a build writes a temporary file and renames it, so two processes
-building at once both end with a whole file.
+versions of the tables read and the registered timeline sources, so any import or analysis
+run gives a new file (built on first use, or ahead by :func:`prepare`, which ``kehu run`` and
+the web app's start call). Only the latest scores row of each customer is kept, and the
+timeline is stored as one table (``timeline``: every source's events, sorted by customer and
+newest first) instead of the source tables, so a 360 page reads it with one query. Readers
+open the file read-only, one connection per thread; a build writes a temporary file and
+renames it, so two processes building at once both end with a whole file.
 
 >>> import tempfile
 >>> from kehu.workspace import Workspace
@@ -28,19 +30,22 @@ from typing import TYPE_CHECKING, Any
 import ibis
 from ibis.expr.types import Table
 
+from kehu.customer360.sources import TimelineSource, timeline_sources
+from kehu.warehouse.sql import parametrised_sql
+
 if TYPE_CHECKING:
     from kehu.workspace import Workspace
 
 LOOKUP_DIR = Path(".cache") / "customer_lookup"
 #: bump when what is stored changes: older files are then rebuilt
-LOOKUP_FORMAT = 1
+LOOKUP_FORMAT = 2
 #: files kept per workspace
 KEEP_FILES = 2
 SCORES = "customer_scores"
-#: the tables the 360 page reads for one customer (plus employees, read whole)
-TABLES = ("customers", "employees", SCORES, "transactions", "contracts", "interactions",
-          "tickets", "payments", "campaign_contacts", "responses", "surveys", "referrals",
-          "churn_events")
+#: the virtual table of every timeline source's events (materialised in the file)
+TIMELINE = "timeline"
+#: the tables copied into the file (employees whole, the others sorted by customer)
+TABLES = ("customers", "employees", SCORES, "contracts")
 
 _BUILD_LOCK = threading.Lock()
 _LOCAL = threading.local()
@@ -50,9 +55,11 @@ class Lookup:
     """The lookup file of one key: ``table(name)`` gives an Ibis table over it (read-only,
     this thread's connection), or None for a table it does not hold."""
 
-    def __init__(self, path: Path, tables: frozenset[str]) -> None:
+    def __init__(self, path: Path, tables: frozenset[str],
+                 sources: tuple[TimelineSource, ...] = ()) -> None:
         self.path = path
         self.tables = tables
+        self.sources = sources
 
     def table(self, name: str) -> Table | None:
         if name not in self.tables:
@@ -101,17 +108,13 @@ def rows(ws: Workspace, name: str, build: Callable[[Callable[[str], Table], dict
             sql = _SQL.get(cache_key)
         try:
             if sql is None:
-                marks = {k: f"__kehu_param_{k}__" for k in values}
-
                 def table(t: str) -> Table:
                     got = fast.table(t)
                     if got is None:
                         raise NotInLookup(t)
                     return got
 
-                sql = str(ibis.to_sql(build(table, marks), dialect="duckdb"))
-                for k, mark in marks.items():
-                    sql = sql.replace(f"'{mark}'", f"${k}")
+                sql = parametrised_sql(lambda marks: build(table, marks), values)
                 with _SQL_LOCK:
                     _SQL[cache_key] = sql
             con = fast.connection()
@@ -119,15 +122,38 @@ def rows(ws: Workspace, name: str, build: Callable[[Callable[[str], Table], dict
             return list(result.to_pylist())
         except NotInLookup:
             pass
-    return list(build(ws.engine.table, values).to_pyarrow().to_pylist())
+
+    def warehouse_table(t: str) -> Table:
+        if t == TIMELINE:
+            return timeline_events(ws.engine.table, _sources(ws))
+        return ws.engine.table(t)
+
+    return list(build(warehouse_table, values).to_pyarrow().to_pylist())
 
 
-def _key(ws: Workspace) -> tuple[str, dict[str, int]] | None:
-    versions = {t: v for t in TABLES if (v := ws.warehouse.head_version(t)) is not None}
+def _sources(ws: Workspace) -> list[TimelineSource]:
+    """The registered timeline sources whose table has been imported."""
+    return [s for s in timeline_sources() if ws.warehouse.head_version(s.table) is not None]
+
+
+def timeline_events(table: Callable[[str], Table], sources: list[TimelineSource]) -> Table:
+    """Every source's events, all customers, with the source's name (``source``); needs at
+    least one source."""
+    parts = [src.project(table(src.table)).mutate(source=ibis.literal(src.name))
+             for src in sources]
+    union = ibis.union(*parts) if len(parts) > 1 else parts[0]
+    return union.filter(union.time.notnull())
+
+
+def _key(ws: Workspace) -> tuple[str, dict[str, int], list[TimelineSource]] | None:
+    sources = _sources(ws)
+    names = sorted({*TABLES, *(s.table for s in sources)})
+    versions = {t: v for t in names if (v := ws.warehouse.head_version(t)) is not None}
     if "customers" not in versions:
         return None
-    raw = repr((LOOKUP_FORMAT, sorted(versions.items())))
-    return hashlib.sha256(raw.encode()).hexdigest()[:24], versions
+    raw = repr((LOOKUP_FORMAT, sorted(versions.items()),
+                sorted((s.name, s.table) for s in sources)))
+    return hashlib.sha256(raw.encode()).hexdigest()[:24], versions, sources
 
 
 def lookup(ws: Workspace, build: bool = True) -> Lookup | None:
@@ -136,25 +162,18 @@ def lookup(ws: Workspace, build: bool = True) -> Lookup | None:
     key = _key(ws)
     if key is None:
         return None
-    digest, versions = key
+    digest, versions, sources = key
     path = ws.root / LOOKUP_DIR / f"{digest}.duckdb"
-    tables = frozenset(versions)
+    tables = frozenset({t for t in versions if t in TABLES} | ({TIMELINE} if sources else set()))
+    found = Lookup(path, tables, tuple(sources))
     if path.exists():
-        return Lookup(path, tables)
+        return found
     if not build:
         return None
     with _BUILD_LOCK:
         if not path.exists():
-            _build(ws, path, tables)
-    return Lookup(path, tables)
-
-
-def customer_table(ws: Workspace, name: str) -> Table:
-    """``name`` from the lookup when it holds it (read it filtered to one customer), else
-    from the warehouse."""
-    fast = lookup(ws)
-    got = fast.table(name) if fast is not None else None
-    return got if got is not None else ws.engine.table(name)
+            _build(ws, found)
+    return found
 
 
 def prepare(ws: Workspace) -> float:
@@ -170,7 +189,8 @@ def prepare(ws: Workspace) -> float:
     return round(time.perf_counter() - t0, 3)
 
 
-def _build(ws: Workspace, path: Path, tables: frozenset[str]) -> None:
+def _build(ws: Workspace, target: Lookup) -> None:
+    path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -179,7 +199,12 @@ def _build(ws: Workspace, path: Path, tables: frozenset[str]) -> None:
     alias = f"lk_{hashlib.sha1(str(tmp).encode()).hexdigest()[:8]}"
     raw.execute(f"ATTACH '{tmp}' AS {alias}")  # internal path and name, nothing from a user
     try:
-        for name in sorted(tables):
+        if target.sources:
+            events = timeline_events(eng.table, list(target.sources))
+            sql = ibis.to_sql(events, dialect="duckdb")
+            raw.execute(f'CREATE TABLE {alias}."{TIMELINE}" AS SELECT * FROM ({sql}) '
+                        'ORDER BY customer_id, time DESC, source, ref')
+        for name in sorted(target.tables - {TIMELINE}):
             t = eng.table(name)  # binds the warehouse table as a DuckDB view called `name`
             cols = t.columns
             if name == SCORES:

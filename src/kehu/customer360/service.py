@@ -50,6 +50,7 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
     Raises :class:`NotFoundError` for an unknown id.
     """
     from kehu.analytics.run import SCORES_TABLE
+    from kehu.customer360.lookup import TIMELINE
     from kehu.customer360.lookup import rows as lookup_rows
 
     def one_customer(table: Any, v: dict[str, Any]) -> Any:
@@ -91,22 +92,19 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
     sources = [src for src in timeline_sources()
                if ws.warehouse.head_version(src.table) is not None]
 
-    def timeline(table: Any, v: dict[str, Any]) -> Any:
-        parts = [src.project(table(src.table), v["cid"]).mutate(source=ibis.literal(src.name))
-                 for src in sources]
-        union = ibis.union(*parts) if len(parts) > 1 else parts[0]
-        return union.filter(union.time.notnull())
-
     def newest(table: Any, v: dict[str, Any]) -> Any:
-        return timeline(table, v).order_by([ibis.desc("time"), "source", "ref"])
+        # the lookup file holds every source's events as one table sorted by customer; on
+        # the warehouse the same name is the union of the sources (the filter is pushed down)
+        tl = table(TIMELINE)
+        return tl.filter(tl.customer_id == v["cid"]).drop("customer_id") \
+            .order_by([ibis.desc("time"), "source", "ref"])
 
     items: list[TimelineItem] = []
     counts: dict[str, int] = {}
     total = 0
     if sources:
         # one query for the counts and the newest items: one customer's events are few
-        names = ",".join(src.name for src in sources)
-        events = lookup_rows(ws, f"timeline:{names}", newest, cid=customer_id)
+        events = lookup_rows(ws, TIMELINE, newest, cid=customer_id)
         for e in events:
             counts[e["source"]] = counts.get(e["source"], 0) + 1
         total = len(events)
