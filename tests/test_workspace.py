@@ -93,3 +93,32 @@ def test_each_thread_has_its_own_engine(tmp_path: Path) -> None:
     assert sums == [499500] * 80
     ws.close()
     assert all(e._con is None for e in [main, *seen])  # type: ignore[attr-defined]
+
+
+def test_head_version_follows_commits_even_within_one_clock_tick(tmp_path: Path) -> None:
+    """The head version is cached by the ``_delta_log`` folder's mtime; two commits within
+    one coarse file-system tick leave the mtime unchanged, so a recent listing must not be
+    trusted. The second commit is given the first one's mtime by hand."""
+    import os
+
+    import pyarrow as pa
+
+    from kehu.warehouse import delta
+
+    ws = Workspace.init(tmp_path / "w")
+    wh = ws.warehouse
+    t = pa.table({"x": [1]})
+    wh.append("t", t)
+    log = wh.path("t") / "_delta_log"
+    assert wh.head_version("t") == wh.version("t") == 0
+    stamp = os.stat(log).st_mtime_ns
+    wh.append("t", t)
+    os.utime(log, ns=(stamp, stamp))   # as if in the same tick as the first commit
+    assert wh.head_version("t") == wh.version("t") == 1
+    # a listing older than the racy window is trusted until the folder changes
+    old = stamp - 10 * delta._RACY_NS
+    os.utime(log, ns=(old, old))
+    assert wh.head_version("t") == 1
+    wh.append("t", t)
+    assert wh.head_version("t") == 2
+    assert wh.head_version("missing") is None

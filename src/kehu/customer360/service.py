@@ -49,9 +49,14 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
 
     Raises :class:`NotFoundError` for an unknown id.
     """
+    from functools import partial
+
     from kehu.analytics.run import SCORES_TABLE
-    from kehu.customer360.lookup import TIMELINE
-    from kehu.customer360.lookup import rows as lookup_rows
+    from kehu.customer360.lookup import TIMELINE, lookup
+    from kehu.customer360.lookup import rows as all_rows
+
+    # the lookup of the current data, found once for the page's queries
+    lookup_rows = partial(all_rows, fast=lookup(ws))
 
     def one_customer(table: Any, v: dict[str, Any]) -> Any:
         c = table("customers")
@@ -78,12 +83,14 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
     if ws.warehouse.head_version(SCORES_TABLE) is not None:
         def latest_scores(table: Any, v: dict[str, Any]) -> Any:
             sc = table(SCORES_TABLE)
-            return sc.filter(sc.customer_id == v["cid"]) \
-                .order_by([ibis.desc("as_of"), ibis.desc("run_id")]).limit(1)
+            return sc.filter(sc.customer_id == v["cid"])
 
-        latest = lookup_rows(ws, "scores", latest_scores, cid=customer_id)
-        if latest:
-            scores = {k: v for k, v in latest[0].items() if k != "customer_id"}
+        # one row per run (the lookup file keeps only the latest): the newest is picked here,
+        # as a top-1 in SQL costs DuckDB twice the plain filter
+        found_scores = lookup_rows(ws, "scores", latest_scores, cid=customer_id)
+        if found_scores:
+            latest = max(found_scores, key=lambda r: (r.get("as_of"), r.get("run_id") or ""))
+            scores = {k: v for k, v in latest.items() if k != "customer_id"}
     from kehu.accounts.service_levels import service_level_for
 
     level = service_level_for(ws, customer_id, tier=scores.get("tier") or None)

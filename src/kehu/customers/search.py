@@ -64,7 +64,7 @@ from kehu.analytics.run import SCORES_TABLE
 from kehu.errors import EngineError, KehuInputError, NotFoundError
 from kehu.i18n import _
 from kehu.specfiles import validated
-from kehu.warehouse.sql import parametrised_sql
+from kehu.warehouse.sql import bind_markers, marker, parametrised_sql
 
 if TYPE_CHECKING:
     from ibis.expr.types import BooleanValue, Table
@@ -308,6 +308,9 @@ def _index_key(run_id: str | None, customers_version: int | None) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
+_INDEX_ROWS: dict[str, int] = {}
+
+
 def ensure_index(ws: Workspace, as_of: date | None = None) -> IndexInfo:
     """The customer index of the latest run on or before ``as_of``: reused when its file
     exists for the current ``customers`` version, else built (the analysis run or a
@@ -316,8 +319,10 @@ def ensure_index(ws: Workspace, as_of: date | None = None) -> IndexInfo:
     cver = _version(ws, "customers")
     folder = ws.root / INDEX_DIR
     path = folder / f"{_index_key(run_id, cver)}.parquet"
-    if path.exists():
-        rows = pq.ParquetFile(path).metadata.num_rows
+    rows = _INDEX_ROWS.get(str(path))
+    if rows is None and path.exists():
+        rows = _INDEX_ROWS[str(path)] = pq.ParquetFile(path).metadata.num_rows
+    if rows is not None:   # an index file is never rewritten: its name is its content's key
         return IndexInfo(path, run_id, day, cver, rows, False, 0.0)
     t0 = time.perf_counter()
     table = _with_ranks(_index_table(ws, run_id).to_pyarrow())
@@ -436,13 +441,37 @@ class _Warm:
     closed: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
     #: compiled point queries, by live table and parameters
-    sql: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    sql: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    #: Ibis tables by name (asking the backend for a table's schema costs ~1 ms)
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    def forget(self, name: str) -> None:
+        """Drop what is kept of a dropped table (its Ibis table, queries naming it)."""
+        self.tables.pop(name, None)
+        for key in [k for k in self.sql if name in (k[0], *_flat(k[1]))]:
+            del self.sql[key]
+
+    def table(self, name: str | None) -> Table:
+        if name is None:   # pragma: no cover - _warm sets the live table before any query
+            raise EngineError("The customer index is not loaded.")
+        t = self.tables.get(name)
+        if t is None:
+            t = self.tables[name] = self.con.table(name)
+        return t
 
     def close(self) -> None:
         """Disconnect once no query runs on it; a request holding it retries."""
         with self.lock:
             self.closed = True
             self.con.disconnect()
+
+
+def _flat(shape: Any) -> list[Any]:
+    """The items of a query shape, nested tuples flattened."""
+    out: list[Any] = []
+    for item in shape if isinstance(shape, tuple) else (shape,):
+        out += _flat(item) if isinstance(item, tuple) else [item]
+    return out
 
 
 _LOCK = threading.Lock()
@@ -544,6 +573,7 @@ def _load_managers(ws: Workspace, w: _Warm) -> None:
     old, w.live = w.live, name
     if old is not None:
         con.drop_table(old, force=True)
+        w.forget(old)
 
 
 def _segment_members(ws: Workspace, w: _Warm, name: str) -> Table:
@@ -568,55 +598,88 @@ def _segment_members(ws: Workspace, w: _Warm, name: str) -> Table:
             w.con.create_table(table, ids.select(["customer_id"]))
             w.segments[key] = table
             while len(w.segments) > MAX_SEGMENTS:
-                w.con.drop_table(w.segments.popitem(last=False)[1], force=True)
+                gone = w.segments.popitem(last=False)[1]
+                w.con.drop_table(gone, force=True)
+                w.forget(gone)
         w.segments.move_to_end(key)
-        return w.con.table(table)
+        return w.table(table)
 
 
 # -- querying ---------------------------------------------------------------------------------
 
 
-def _search(t: Table, q: str, stats: dict[str, Any]) -> BooleanValue:
+class _Params:
+    """The values of one list query, bound as parameters: the query is compiled once per
+    *shape* (which filters, how many values, which sort), not once per request."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.shape: list[Any] = []
+
+    def _mark(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return marker(name)
+
+    def text(self, value: str) -> Any:
+        return ibis.literal(self._mark(value))
+
+    def number(self, value: float | int, type_: str = "float64") -> Any:
+        return ibis.literal(self._mark(value)).cast(type_)
+
+
+def _search(t: Table, q: str, stats: dict[str, Any], p: _Params) -> BooleanValue:
     """Id prefix, name substring or phone digits; a kind the index's statistics rule out
     (no id starts with that character, no name has a Latin letter …) is left out."""
     ascii_q = q.isascii()
     parts: list[BooleanValue] = []
     up = q.upper()
+    kinds = []
     if up[0] in stats.get("id_first", up[0]) and (ascii_q or stats.get("ids_non_ascii", 1)):
-        parts.append(t.id_key.startswith(ibis.literal(up)))
+        parts.append(t.id_key.startswith(p.text(up)))
+        kinds.append("id")
     if not ascii_q or stats.get("names_ascii", True):
-        parts.append(t.name_key.contains(ibis.literal(q.lower())))
+        parts.append(t.name_key.contains(p.text(q.lower())))
+        kinds.append("name")
     d = phone_digits(q)
     if _PHONE_CHARS.match(q) and len(d) >= MIN_PHONE_DIGITS:
-        lit = ibis.literal(d)
-        parts += [t.phone_digits.startswith(lit), t.phone_digits.endswith(lit)]
+        parts += [t.phone_digits.startswith(p.text(d)), t.phone_digits.endswith(p.text(d))]
+        kinds.append("phone")
+    p.shape.append(("q", *kinds))
     if not parts:
         return ibis.literal(False)
     out = parts[0]
-    for p in parts[1:]:
-        out = out | p
+    for part in parts[1:]:
+        out = out | part
     return out.fill_null(False)
 
 
 def _conditions(t: Table, query: CustomerQuery, scope: Scope,
-                members: Table | None, stats: dict[str, Any]) -> list[BooleanValue]:
+                members: Table | None, stats: dict[str, Any],
+                p: _Params) -> list[BooleanValue]:
     conds: list[BooleanValue] = []
     if scope.employee_id is not None:
-        conds.append(t.account_manager_id == ibis.literal(scope.employee_id))
+        conds.append(t.account_manager_id == p.text(scope.employee_id))
+        p.shape.append("scope")
     if query.q:
-        conds.append(_search(t, query.q, stats))
+        conds.append(_search(t, query.q, stats, p))
     for col, values in (("tier", query.tiers), ("lifecycle_stage", query.lifecycle_stages),
                         ("rfm_class", query.rfm_classes)):
         if values:
-            conds.append(t[col].isin([ibis.literal(v) for v in values]))
+            conds.append(t[col].isin([p.text(v) for v in values]))
+            p.shape.append((col, len(values)))
     if query.min_risk is not None:
-        conds.append(t.churn_risk >= ibis.literal(query.min_risk))
+        conds.append(t.churn_risk >= p.number(query.min_risk))
+        p.shape.append("min_risk")
     if query.max_risk is not None:
-        conds.append(t.churn_risk <= ibis.literal(query.max_risk))
+        conds.append(t.churn_risk <= p.number(query.max_risk))
+        p.shape.append("max_risk")
     if query.manager is not None:
-        conds.append(t.account_manager_id == ibis.literal(query.manager))
+        conds.append(t.account_manager_id == p.text(query.manager))
+        p.shape.append("manager")
     if members is not None:
         conds.append(t.customer_id.isin(members.customer_id))
+        p.shape.append(("segment", members.get_name()))
     return conds
 
 
@@ -640,21 +703,43 @@ def search(ws: Workspace, query: CustomerQuery, scope: Scope) -> CustomerPage:
     w = _warm(ws, query.as_of)
     try:
         members = _segment_members(ws, w, query.segment) if query.segment else None
-        t = w.con.table(w.live)
-        conds = _conditions(t, query, scope, members, w.stats)
+        t = w.table(w.live)
+        p = _Params()
+        conds = _conditions(t, query, scope, members, w.stats, p)
         rank = t[rank_column(query.sort, query.desc)]
         offset = (query.page - 1) * query.page_size
-        try:
+        key = (w.live, tuple(p.shape), rank.get_name())
+        compiled = w.sql.get(key)
+        if compiled is None:   # compiled once per shape: compiling costs more than running
             if conds:
                 f = t.filter(*conds)
-                total = int(f.count().to_pyarrow().as_py())
-                page = f.order_by(rank).limit(query.page_size, offset=offset)
+                count_sql = bind_markers(str(ibis.to_sql(f.count(), dialect="duckdb")),
+                                         p.values)
+                page_sql = bind_markers(str(ibis.to_sql(
+                    f.select(*ROW_COLUMNS, rank).order_by(rank), dialect="duckdb")),
+                    p.values) + "\nLIMIT $limit OFFSET $offset"
             else:   # every customer: the page is a range of the order's positions
+                count_sql = None
+                lo = ibis.literal(marker("lo")).cast("int64")
+                hi = ibis.literal(marker("hi")).cast("int64")
+                page_sql = bind_markers(str(ibis.to_sql(
+                    t.filter(rank.between(lo, hi)).select(*ROW_COLUMNS, rank).order_by(rank),
+                    dialect="duckdb")), ["lo", "hi"])
+            compiled = w.sql[key] = (count_sql, page_sql)
+        count_sql, page_sql = compiled
+        raw = w.con.con
+        try:
+            if count_sql is not None:
+                total = int(raw.execute(count_sql, p.values).fetchone()[0])
+                bound = {**p.values, "limit": query.page_size, "offset": offset}
+            else:
                 total = w.info.rows
-                page = t.filter(rank.between(offset, offset + query.page_size - 1)) \
-                    .order_by(rank)
-            rows = page.select(*ROW_COLUMNS).to_pyarrow().to_pylist() if total > offset \
-                else []
+                bound = {"lo": offset, "hi": offset + query.page_size - 1}
+            rows = []
+            if total > offset:
+                cur = raw.execute(page_sql, bound)
+                cols = [d[0] for d in cur.description]
+                rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         except Exception as exc:   # pragma: no cover - backend failure with context
             raise EngineError(f"DuckDB failed on the customer list query: {exc}") from exc
     finally:
@@ -676,7 +761,7 @@ def get_visible(ws: Workspace, customer_id: str, scope: Scope,
         key = (w.live, tuple(values))
         sql = w.sql.get(key)
         if sql is None:   # compiled once per live table: this runs on every customer page
-            t = w.con.table(w.live)
+            t = w.table(w.live)
 
             def one(v: dict[str, Any]) -> Table:
                 conds = [t.customer_id == v["cid"]]
@@ -685,7 +770,9 @@ def get_visible(ws: Workspace, customer_id: str, scope: Scope,
                 return t.filter(*conds).select(*ROW_COLUMNS).limit(1)
 
             sql = w.sql[key] = parametrised_sql(one, values)
-        rows = w.con.con.execute(sql, values).to_arrow_table().to_pylist()
+        cur = w.con.con.execute(sql, values)
+        cols = [d[0] for d in cur.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     finally:
         w.lock.release()
     if not rows:

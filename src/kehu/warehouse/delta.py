@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,12 @@ class MergeResult:
 
 def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
+
+
+#: the last listing of each ``_delta_log`` folder: path -> (folder mtime, head version)
+_HEADS: dict[str, tuple[int, int | None]] = {}
+_RACY_NS = 2_000_000_000
+_LOG_PATHS: dict[tuple[Path, str], str] = {}
 
 
 class Warehouse:
@@ -84,16 +91,32 @@ class Warehouse:
         commit file; the latest one is never cleaned up) — far cheaper than opening the
         table, for cache keys checked on every request. None when the table does not exist.
         """
+        log = _LOG_PATHS.get((self.root, name))
+        if log is None:
+            log = _LOG_PATHS[(self.root, name)] = str(self.path(name) / "_delta_log")
+        try:
+            # a commit adds a file, which changes the folder's mtime: list it only then
+            stamp = os.stat(log).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        known = _HEADS.get(log)
+        if known is not None and known[0] == stamp:
+            return known[1]
         best = -1
         try:
-            with os.scandir(self.path(name) / "_delta_log") as it:
+            with os.scandir(log) as it:
                 for e in it:
                     stem, _dot, ext = e.name.partition(".")
                     if ext == "json" and stem.isdigit():
                         best = max(best, int(stem))
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return best if best >= 0 else None
+        version = best if best >= 0 else None
+        # file-system clocks are coarse: a folder changed within the last seconds may change
+        # again with the same mtime, so only an older listing is trusted ("racy git")
+        if time.time_ns() - stamp > _RACY_NS:
+            _HEADS[log] = (stamp, version)
+        return version
 
     def schema(self, name: str) -> pa.Schema:
         return pa.schema(self.delta(name).schema().to_arrow())

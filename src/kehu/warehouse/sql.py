@@ -22,10 +22,20 @@ def parametrised_sql(build: Callable[[dict[str, Any]], Any], names: Iterable[str
     >>> "$cid" in sql and "__kehu_param" not in sql
     True
     """
-    marks = {k: f"__kehu_param_{k}__" for k in names}
-    sql = str(ibis.to_sql(build(marks), dialect="duckdb"))
-    for k, mark in marks.items():
-        if f"'{mark}'" not in sql:
+    marks = {k: marker(k) for k in names}
+    return bind_markers(str(ibis.to_sql(build(marks), dialect="duckdb")), marks)
+
+
+def marker(name: str) -> str:
+    """The string literal standing for parameter ``name`` until :func:`bind_markers`."""
+    return f"__kehu_param_{name}__"
+
+
+def bind_markers(sql: str, names: Iterable[str]) -> str:
+    """Replace each parameter's marker literal in compiled ``sql`` by ``$name``."""
+    for k in names:
+        quoted = f"'{marker(k)}'"
+        if quoted not in sql:
             raise EngineError(f"Parameter '{k}' was not used as a plain value in the query.")
-        sql = sql.replace(f"'{mark}'", f"${k}")
+        sql = sql.replace(quoted, f"${k}")
     return sql
