@@ -30,14 +30,34 @@ ROLES = {"ada": "admin", "ann": "analyst", "max": "manager", "amy": "account_man
          "vic": "viewer"}
 
 
+#: workspaces generated in this test session, by (customers, seed): each module gets a copy
+_TEMPLATES: dict[tuple[int, int], Path] = {}
+
+
 def demo_workspace(base: Path, customers: int = 3_000, seed: int = 21) -> Workspace:
-    """A generated retail workspace under ``base`` with its data loaded and analysed."""
-    s = generate("retail", customers, seed=seed, out=base / "src")
-    w = Workspace.init(base / "ws", locale="en")
-    load_manifest(w, s.manifest)
-    analysis_run(w)
+    """A generated retail workspace under ``base`` with its data loaded and analysed.
+
+    Generating, importing and analysing takes ~40 s, so it happens once per test session
+    and size; every caller gets its own copy (files and app store), free to change it."""
+    import atexit
+    import shutil
+    import tempfile
+
+    key = (customers, seed)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        root = Path(tempfile.mkdtemp(prefix="kehu-web-demo-"))
+        atexit.register(shutil.rmtree, root, True)
+        s = generate("retail", customers, seed=seed, out=root / "src")
+        w = Workspace.init(root / "ws", locale="en")
+        load_manifest(w, s.manifest)
+        analysis_run(w)
+        w.close()
+        template = _TEMPLATES[key] = root
+    for part in ("src", "ws"):
+        shutil.copytree(template / part, base / part)
     clear_cache()
-    return w
+    return Workspace.open(base / "ws")
 
 
 def busiest_manager(ws: Workspace) -> str:
