@@ -749,6 +749,12 @@ def search(ws: Workspace, query: CustomerQuery, scope: Scope) -> CustomerPage:
                         info.as_of, info.run_id)
 
 
+def warm_index(ws: Workspace) -> None:
+    """Load the latest run's customer index and today's account managers into this
+    process ahead of the first visitor (~15 s at 1 M customers on a busy machine)."""
+    _warm(ws, None).lock.release()
+
+
 def get_visible(ws: Workspace, customer_id: str, scope: Scope,
                 as_of: date | None = None) -> dict[str, Any]:
     """The customer's list row, or :class:`NotFoundError` when the id is unknown *or* outside

@@ -107,13 +107,15 @@ def app_from_environment() -> FastAPI:
 
 
 def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace) -> None:
-    """Warm the dashboard and the 360 lookup; a failure only costs the first visitor the
-    wait, so it is logged."""
+    """Warm the dashboard, the 360 lookup and the customer index; a failure only costs the
+    first visitor the wait, so it is logged."""
     from kehu.customer360.lookup import prepare
+    from kehu.customers.search import warm_index
 
     try:
         warm(workspace)
         prepare(workspace)  # the customer 360 page's sorted copy of the data
+        warm_index(workspace)  # the customer list's and the scope check's index
     except Exception:  # logged: the app serves on
         logging.getLogger("kehu.web").exception("warming the dashboard failed")
 
