@@ -442,12 +442,16 @@ class _Warm:
     stats: dict[str, Any] = field(default_factory=dict)
     #: compiled point queries, by live table and parameters
     sql: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    #: result counts of list queries (SQL and values; the SQL names the live table)
+    counts: OrderedDict[tuple[Any, ...], int] = field(default_factory=OrderedDict)
     #: Ibis tables by name (asking the backend for a table's schema costs ~1 ms)
     tables: dict[str, Table] = field(default_factory=dict)
 
     def forget(self, name: str) -> None:
         """Drop what is kept of a dropped table (its Ibis table, queries naming it)."""
         self.tables.pop(name, None)
+        for ck in [k for k in self.counts if f'"{name}"' in k[0]]:
+            del self.counts[ck]
         for key in [k for k in self.sql if name in (k[0], *_flat(k[1]))]:
             del self.sql[key]
 
@@ -481,6 +485,7 @@ _VERSIONS: dict[str, tuple[int, int | None]] = {}
 #: warm indexes kept per process (workspace x as-of run), least recently used dropped
 MAX_WARM = 4
 MAX_SEGMENTS = 16
+MAX_COUNTS = 4096
 
 
 def invalidate(ws: Workspace | None = None) -> None:
@@ -730,7 +735,14 @@ def search(ws: Workspace, query: CustomerQuery, scope: Scope) -> CustomerPage:
         raw = w.con.con
         try:
             if count_sql is not None:
-                total = int(raw.execute(count_sql, p.values).fetchone()[0])
+                # the count of a filter is the same on every page of it: kept per live table
+                ckey = (count_sql, tuple(sorted(p.values.items())))
+                total = w.counts.get(ckey, -1)
+                if total < 0:
+                    total = int(raw.execute(count_sql, p.values).fetchone()[0])
+                    w.counts[ckey] = total
+                    while len(w.counts) > MAX_COUNTS:
+                        w.counts.popitem(last=False)
                 bound = {**p.values, "limit": query.page_size, "offset": offset}
             else:
                 total = w.info.rows

@@ -108,16 +108,22 @@ def app_from_environment() -> FastAPI:
 
 def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace) -> None:
     """Warm the dashboard, the 360 lookup and the customer index; a failure only costs the
-    first visitor the wait, so it is logged."""
+    first visitor the wait, so it is logged.
+
+    It works on a workspace object of its own: the app's is closed at shutdown, and closing
+    DuckDB connections that this thread is still using would crash the process."""
     from kehu.customer360.lookup import prepare
     from kehu.customers.search import warm_index
 
+    own = Workspace(workspace.root, workspace.settings)
     try:
-        warm(workspace)
-        prepare(workspace)  # the customer 360 page's sorted copy of the data
-        warm_index(workspace)  # the customer list's and the scope check's index
+        warm(own)
+        prepare(own)  # the customer 360 page's sorted copy of the data
+        warm_index(own)  # the customer list's and the scope check's index
     except Exception:  # logged: the app serves on
         logging.getLogger("kehu.web").exception("warming the dashboard failed")
+    finally:
+        own.close()
 
 
 def _version() -> str:
