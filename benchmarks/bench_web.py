@@ -200,15 +200,21 @@ def main() -> None:
         for page in args.pages.split(","):
             path_file = tmp / f"{page}.txt"
             path_file.write_text("\n".join(by_page[page]) + "\n")
-            # warm every worker's caches (customer index, engine) before measuring
-            run_wrk(base, cookie, path_file, script, args.workers * 2, 5, 1)
+            # warm every worker's caches (customer index, engine) before measuring: until a
+            # short run is answered at a steady pace (a cold worker takes seconds per page)
+            for _w in range(12):
+                warm_up = run_wrk(base, cookie, path_file, script, args.workers * 2, 5, 1)
+                if warm_up["requests"] >= 20 * args.workers and warm_up["max_ms"] < 2000:
+                    break
             runs = [run_wrk(base, cookie, path_file, script, args.connections, args.duration,
                             args.threads, args.think_ms) for _i in range(args.runs)]
             summary = {k: statistics.median(r[k] for r in runs)
                        for k in ("rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")}
             summary["errors"] = sum(r["socket_errors"] + r["non_2xx"] for r in runs)
             summary["target_p95_ms"] = TARGETS_MS[page]
-            summary["met"] = summary["p95_ms"] < TARGETS_MS[page] and summary["errors"] == 0
+            summary["requests"] = sum(r["requests"] for r in runs)
+            summary["met"] = (summary["p95_ms"] < TARGETS_MS[page] and summary["errors"] == 0
+                              and all(r["requests"] > 0 for r in runs))
             res["pages"][page] = {"median": summary, "runs": runs}
             print(page, json.dumps(summary), flush=True)
     finally:
