@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS
+
 PRODUCTS = 2000
 
 
@@ -112,7 +113,7 @@ def _mlxtend_ratio(ws: object, baskets: int, min_support: float) -> dict:
             "mlxtend_over_kehu": round(mlx_s / kehu_s, 1), "rules": [ours, theirs]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from kehu.analytics.basket import association_rules
     from kehu.models.crosssell import next_best_offers
 
@@ -122,7 +123,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--min-support", type=float, default=0.0005)
     ap.add_argument("--sample-baskets", type=int, default=50_000)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="kehu-basket-")) / "ws"
     t0 = time.perf_counter()
     ws = build(root, args.customers, args.lines)
@@ -148,7 +149,7 @@ def main() -> None:
                      "peak_rss_mb": round(_rss_mb())}
     del offers
     res["vs_mlxtend"] = _mlxtend_ratio(ws, args.sample_baskets, 0.002)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "basket.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
     print(json.dumps(res, indent=2, ensure_ascii=False))
 

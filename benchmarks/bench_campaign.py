@@ -21,8 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.bench_cube import build
-
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS
 
 
 def pandas_attribution(ws: object, campaign_id: str, window: int) -> pd.Series:
@@ -39,12 +38,12 @@ def pandas_attribution(ws: object, campaign_id: str, window: int) -> pd.Series:
     return j.groupby("contact_id").amount.sum().reindex(k.contact_id, fill_value=0.0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--lines", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from kehu.campaigns.launch import launch, plan
     from kehu.campaigns.measure import measure
     from kehu.campaigns.spec import CampaignSpec
@@ -97,7 +96,7 @@ def main() -> None:
                                                 statistics.median(measures), 2),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
         "runs": args.repeat}
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "campaign.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
     print(json.dumps(out, indent=2))
 

@@ -16,14 +16,14 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS
 
 
 def _rss_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from benchmarks.bench_cube import build
     from kehu.analytics.features import customer_features
     from kehu.models.churn import service
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=10_000_000)
     ap.add_argument("--workspace", type=Path, default=None,
                     help="Reuse a warehouse built by bench_cube (skips the build).")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from kehu import Workspace
 
     if args.workspace and (args.workspace / "kehu.toml").exists():
@@ -64,7 +64,7 @@ def main() -> None:
         res["score_s"] = round(time.perf_counter() - t0, 1)
         res["scored"] = len(scores)
     res["peak_rss_mb"] = _rss_mb()
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"churn-{args.customers}.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

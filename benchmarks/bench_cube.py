@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS
+
 QUERIES = {
     "revenue, margin by year x region": {"measures": ["revenue", "margin"],
                                          "by": ["year", "region"]},
@@ -76,7 +77,7 @@ def build(root: Path, n: int, lines: int, seed: int = 3) -> object:
     return ws
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from kehu.analytics.cube import CubeQuery, cube
     from kehu.analytics.run import analysis_run
 
@@ -84,7 +85,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--lines", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="kehu-cube-")) / "ws"
     t0 = time.perf_counter()
     ws = build(root, args.customers, args.lines)
@@ -106,7 +107,7 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         res["queries"][name] = {"median_s": round(statistics.median(times), 3),
                                 "runs": [round(x, 3) for x in times], "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cube.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
     print(json.dumps(res, indent=2, ensure_ascii=False))
 

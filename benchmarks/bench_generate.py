@@ -10,40 +10,31 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.common import RESULTS, measure
 
 
 def run(n: int, industry: str) -> tuple[float, int, int]:
     out = Path(tempfile.mkdtemp(prefix="kehu-gen-"))
     try:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "kehu.cli.main", "generate", "--out",
-                                 str(out / "src"), "--industry", industry, "--customers", str(n),
-                                 "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        data = proc.stdout.read() if proc.stdout else b""
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        if status:
-            raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "failed")
-        rows = sum(json.loads(data)["files"].values())
-        return wall, rows, usage.ru_maxrss // 1024
+        m = measure([sys.executable, "-m", "kehu.cli.main", "generate", "--out",
+                     str(out / "src"), "--industry", industry, "--customers", str(n), "--json"])
+        rows = sum(json.loads(m.stdout)["files"].values())
+        return m.seconds, rows, m.peak_rss_mib
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--industry", default="retail")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     res = {"date": datetime.now().isoformat(timespec="seconds"), "industry": args.industry,
            "cpus": os.cpu_count(), "sizes": {}}
     for n in args.sizes:
@@ -56,7 +47,7 @@ def main() -> None:
         res["sizes"][n] = {"seconds": walls, "median_s": round(med, 2), "rows": rows,
                            "rows_per_s": round(rows / med), "customers_per_s": round(n / med),
                            "peak_rss_mib": max(rss)}
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "generate.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

@@ -20,8 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +27,9 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from benchmarks.common import RESULTS, measure, meta, progress
+
 DATA = Path(__file__).parent / ".data"
-RESULTS = Path(__file__).parent / "results"
 N_CUSTOMERS = 1_000_000
 
 
@@ -69,24 +68,18 @@ def make_data(rows: int) -> tuple[Path, Path, Path]:
     return cust, csv_path, pq_path
 
 
-def _popen_rusage(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out = proc.stdout.read() if proc.stdout else b""
-    err = proc.stderr.read() if proc.stderr else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise RuntimeError(f"{cmd[:4]} failed: {err.decode()[-2000:]}")
-    return wall, usage.ru_maxrss // 1024, out.decode()
+def _popen_rusage(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall time, the process's own peak RSS (MiB) and its output (benchmarks.common)."""
+    m = measure(cmd)
+    return m.seconds, m.peak_rss_mib, m.stdout
 
 
 def bench(rows: int, repeat: int) -> dict:
     cust, csv_path, pq_path = make_data(rows)
     py = sys.executable
-    results: dict = {"rows": rows, "repeat": repeat, "machine": platform.platform(),
-                     "cpus": os.cpu_count(), "date": datetime.now().isoformat(timespec="seconds"),
-                     "python": platform.python_version(), "runs": {}}
+    results: dict = {**meta(rows=rows, repeat=repeat, customers=N_CUSTOMERS),
+                     "rows": rows, "repeat": repeat, "platform": platform.platform(),
+                     "cpus": os.cpu_count(), "runs": {}}
     for label, src in (("csv", csv_path), ("parquet", pq_path)):
         kehu_walls, kehu_rss, duck_walls, duck_rss = [], [], [], []
         for _ in range(repeat):
@@ -104,6 +97,7 @@ def bench(rows: int, repeat: int) -> dict:
                 rep = json.loads(out)
                 assert rep["read"] == rows == rep["loaded"] + rep["rejected"], rep
                 kehu_walls.append(wall)
+                progress(f"import: {label} kehu {wall:.1f} s, {rss} MiB")
                 kehu_rss.append(rss)
                 reader = "read_csv" if label == "csv" else "read_parquet"
                 code = (f"import duckdb; duckdb.sql(\"COPY (SELECT * FROM {reader}('{src}')) "
@@ -116,6 +110,7 @@ def bench(rows: int, repeat: int) -> dict:
         k, d = statistics.median(kehu_walls), statistics.median(duck_walls)
         results["runs"][label] = {
             "kehu_seconds": kehu_walls, "kehu_median_s": round(k, 2),
+            "file_mib": round(src.stat().st_size / 2 ** 20),
             "kehu_rows_per_s": round(rows / k), "kehu_peak_rss_mib": max(kehu_rss),
             "duckdb_seconds": duck_walls, "duckdb_median_s": round(d, 2),
             "duckdb_rows_per_s": round(rows / d), "duckdb_peak_rss_mib": max(duck_rss),
@@ -124,13 +119,13 @@ def bench(rows: int, repeat: int) -> dict:
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     res = bench(args.rows, args.repeat)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"import-{args.rows}.json"
     out.write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

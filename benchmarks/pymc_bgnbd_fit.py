@@ -1,12 +1,10 @@
-"""pymc-marketing's BG/NBD MAP fit on the same 1 M simulated customers as bench_clv.
+"""pymc-marketing's BG/NBD MAP fit, timed; run by bench_clv with the python of the separate
+environment build/pymc-venv (pymc-marketing is not a kehu dependency):
 
-pymc-marketing is not a kehu dependency; run this in a separate virtual environment:
+    build/pymc-venv/bin/python benchmarks/pymc_bgnbd_fit.py DATA.parquet [REPEAT]
 
-    python -m venv /tmp/pymc-venv && /tmp/pymc-venv/bin/pip install pymc-marketing pyarrow
-    .venv/bin/python -c "from benchmarks.bench_clv import simulate; import pandas as pd; \\
-        x, tx, T = simulate(1_000_000); pd.DataFrame({'customer_id': range(len(x)), \\
-        'frequency': x, 'recency': tx, 'T': T}).to_parquet('/tmp/bg1m.parquet')"
-    /tmp/pymc-venv/bin/python benchmarks/pymc_bgnbd_fit.py
+DATA.parquet has customer_id, frequency, recency, T. Prints one JSON line: import seconds,
+seconds per fit (the first includes PyTensor's compilation), the parameters.
 """
 
 from __future__ import annotations
@@ -16,8 +14,10 @@ import sys
 import time
 
 
-def main(path: str = "/tmp/bg1m.parquet") -> None:
+def main(path: str, repeat: str = "2") -> None:
     t0 = time.perf_counter()
+    import importlib.metadata
+
     import pandas as pd
     from pymc_marketing.clv import BetaGeoModel
 
@@ -25,15 +25,18 @@ def main(path: str = "/tmp/bg1m.parquet") -> None:
     df = pd.read_parquet(path)
     times = []
     model = None
-    for _ in range(2):
+    for _ in range(int(repeat)):
         t = time.perf_counter()
         model = BetaGeoModel(data=df)
-        model.fit(method="map")
+        model.fit(method="map", progressbar=False)
         times.append(time.perf_counter() - t)
     assert model is not None
-    params = {k: float(v) for k, v in model.fit_summary().items()}
-    sys.stdout.write(json.dumps({"import_s": round(t_import, 2),
-                                 "fit_s": [round(x, 2) for x in times], "params": params}) + "\n")
+    summary = model.fit_summary()
+    params = {k: float(summary[k]) for k in ("r", "alpha", "a", "b")}
+    sys.stdout.write(json.dumps({"import_s": round(t_import, 2), "fit_s": times,
+                                 "params": params,
+                                 "version": importlib.metadata.version("pymc-marketing")})
+                     + "\n")
 
 
 if __name__ == "__main__":

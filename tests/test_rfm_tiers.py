@@ -4,7 +4,9 @@ recomputation over the same warehouse rows."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import ibis
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ENGINES, make_engine
 from kehu import Workspace
 from kehu.analytics.rfm import RfmClassScheme, class_summary, rfm, rfm_classes
 from kehu.analytics.tiers import (
@@ -36,6 +39,14 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     w = Workspace.init(base / "ws")
     load_manifest(w, s.manifest)
     return w
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest, ws: Workspace) -> Iterator[Any]:
+    """Each test that takes ``engine`` runs on DuckDB and on Spark."""
+    e = make_engine(request.param, ws.warehouse, request)
+    yield e
+    e.close()
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +81,8 @@ def expected_rfm(tx: pd.DataFrame, as_of: date, window: int = 180) -> pd.DataFra
     return out
 
 
-def test_rfm_equals_pandas(ws: Workspace, tx: pd.DataFrame) -> None:
-    got = rfm(ws.engine.table("transactions"), AS_OF).to_pandas().set_index("customer_id")
+def test_rfm_equals_pandas(engine: Any, tx: pd.DataFrame) -> None:
+    got = rfm(engine.table("transactions"), AS_OF).to_pandas().set_index("customer_id")
     exp = expected_rfm(tx, AS_OF)
     assert set(got.index) == set(exp.index)
     got = got.loc[exp.index]
@@ -85,10 +96,10 @@ def test_rfm_equals_pandas(ws: Workspace, tx: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("reference", ["mean", "median"])
-def test_eight_classes_equal_pandas_and_partition(ws: Workspace, tx: pd.DataFrame,
+def test_eight_classes_equal_pandas_and_partition(engine: Any, tx: pd.DataFrame,
                                                   reference: str) -> None:
     scheme = RfmClassScheme(reference=reference)
-    got = rfm_classes(rfm(ws.engine.table("transactions"), AS_OF), scheme).to_pandas() \
+    got = rfm_classes(rfm(engine.table("transactions"), AS_OF), scheme).to_pandas() \
         .set_index("customer_id")
     exp = expected_rfm(tx, AS_OF).loc[got.index]
     ref = (lambda s: s.mean()) if reference == "mean" else (lambda s: s.median())
@@ -99,7 +110,7 @@ def test_eight_classes_equal_pandas_and_partition(ws: Workspace, tx: pd.DataFram
     expected = [lookup[k] for k in zip(hi_r, hi_f, hi_m, strict=True)]
     assert list(got.rfm_class) == expected
     assert got.rfm_class.notna().all()
-    summ = class_summary(rfm_classes(rfm(ws.engine.table("transactions"), AS_OF), scheme)) \
+    summ = class_summary(rfm_classes(rfm(engine.table("transactions"), AS_OF), scheme)) \
         .to_pandas()
     assert summ.customers.sum() == len(got)
     assert summ.customer_share.sum() == pytest.approx(1.0)
@@ -130,7 +141,7 @@ def _trailing(tx: pd.DataFrame, customers: list[str], as_of: date) -> pd.DataFra
                          "margin": margin.reindex(customers).fillna(0.0)})
 
 
-def test_tiers_and_changes_equal_pandas(ws: Workspace, tx: pd.DataFrame) -> None:
+def test_tiers_and_changes_equal_pandas(ws: Workspace, engine: Any, tx: pd.DataFrame) -> None:
     customers = ws.warehouse.read("customers", ["customer_id"]).column(0).to_pylist()
     scheme = TierScheme()
     cuts = [(t.code, t.cut) for t in scheme.tiers]
@@ -138,7 +149,7 @@ def test_tiers_and_changes_equal_pandas(ws: Workspace, tx: pd.DataFrame) -> None
     def tier_of(v: float) -> str:
         return next(code for code, cut in cuts if v >= cut)
 
-    eng = ws.engine
+    eng = engine
     for as_of in (date(2024, 12, 31), AS_OF):
         got = tiers_as_of(eng.table("transactions"), eng.table("customers"), as_of) \
             .to_pandas().set_index("customer_id")
@@ -156,8 +167,8 @@ def test_tiers_and_changes_equal_pandas(ws: Workspace, tx: pd.DataFrame) -> None
     assert list(ch.loc[a.index].move) == list(exp_move)
 
 
-def test_percentile_tiers_and_pareto(ws: Workspace, tx: pd.DataFrame) -> None:
-    eng = ws.engine
+def test_percentile_tiers_and_pareto(engine: Any, tx: pd.DataFrame) -> None:
+    eng = engine
     scheme = TierScheme(method="percentiles", tiers=[
         Tier(code="top", name_zh="顶级", name_en="Top", cut=0.9),
         Tier(code="rest", name_zh="其他", name_en="Rest", cut=0)])

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kehu.errors import KehuInputError
@@ -42,9 +42,34 @@ class WarehouseSection(BaseModel):
 
 
 class EngineSection(BaseModel):
-    name: Literal["duckdb"] = Field("duckdb", description="Analytics engine.")
+    name: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Analytics engine: `duckdb` (in-process, the default) or "
+        "`spark` (Apache Spark: local mode, or a cluster with `spark_master`; see "
+        "docs/spark.md). The web app always serves with DuckDB.")
     threads: int | None = Field(None, ge=1, description="Threads for DuckDB (default: all).")
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB'.")
+    spark_master: str | None = Field(
+        None, description="Spark master URL, e.g. `local[4]`, `spark://host:7077`, `yarn`, "
+        "`k8s://https://host:6443`. Empty: Spark's own configuration (`spark-defaults.conf`, "
+        "`MASTER`), else `local[*]`. `kehu run --spark-master` overrides it.")
+    spark_read: Literal["auto", "delta", "files"] = Field(
+        "auto", description="How Spark reads warehouse tables: `delta` with the Delta Lake "
+        "jars on Spark's class path (every Delta feature), `files` reads the Parquet files of "
+        "the current table version (no deletion vectors or column mapping), `auto` uses "
+        "`delta` when Spark has it.")
+    spark_config: dict[str, str] = Field(
+        {}, description="Spark configuration passed to the session kehu "
+        "starts, `spark.*` keys as in `spark-defaults.conf`, e.g. `[engine.spark_config]` "
+        "with `\"spark.executor.memory\" = \"8g\"`. Local mode defaults: "
+        "`spark.driver.memory` 2g, ANSI mode off (DuckDB's null semantics).")
+
+    @field_validator("spark_config")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not k.startswith("spark.")]
+        if bad:
+            raise ValueError(f"Spark settings start with 'spark.'; got {', '.join(bad)}")
+        return {k: str(v) for k, v in value.items()}
 
 
 class IngestSection(BaseModel):

@@ -21,8 +21,8 @@ import tomli_w
 
 from kehu.errors import KehuInputError, WorkspaceNotFoundError
 from kehu.i18n import _
-from kehu.settings import SETTINGS_FILE, Settings
-from kehu.warehouse import Engine, Warehouse
+from kehu.settings import SETTINGS_FILE, EngineSection, Settings
+from kehu.warehouse import Engine, Warehouse, open_engine
 
 if TYPE_CHECKING:
     from kehu.store import AppStore
@@ -100,19 +100,48 @@ class Workspace:
 
     @property
     def engine(self) -> Engine:
-        """The query engine of the calling thread. A DuckDB connection may not be used by two
-        threads at once (the web app answers requests on a thread pool, and warms the
-        dashboard on a thread of its own), so each thread gets its own engine over the same
-        warehouse; :meth:`close` closes them all."""
+        """The query engine the settings name (``engine.name``). A DuckDB connection may not
+        be used by two threads at once (the web app answers requests on a thread pool, and
+        warms the dashboard on a thread of its own), so each thread gets its own DuckDB engine
+        over the same warehouse; the Spark engine is one per workspace (a SparkSession serves
+        many threads). :meth:`close` closes them all."""
+        cfg = self.settings.engine
+        if cfg.name == "spark":
+            with _ENGINES_LOCK:
+                shared: Engine | None = self.__dict__.get("_spark_engine")
+                if shared is None:
+                    shared = open_engine(self.warehouse, cfg)
+                    self.__dict__["_spark_engine"] = shared
+                    self.__dict__.setdefault("_engines", []).append(shared)
+            return shared
         local = self.__dict__.setdefault("_engine_local", threading.local())
         eng: Engine | None = getattr(local, "engine", None)
         if eng is None:
-            cfg = self.settings.engine
-            eng = Engine(self.warehouse, threads=cfg.threads, memory_limit=cfg.memory_limit)
+            eng = open_engine(self.warehouse, cfg)
             local.engine = eng
             with _ENGINES_LOCK:
                 self.__dict__.setdefault("_engines", []).append(eng)
         return eng
+
+    def use_engine(self, name: str, spark_master: str | None = None) -> None:
+        """Switch this workspace object to another engine (``duckdb`` or ``spark``), e.g. for
+        ``kehu run --engine spark``; the settings file is not changed. Engines opened so far
+        are closed.
+
+        >>> import tempfile
+        >>> ws = Workspace.init(tempfile.mkdtemp() + "/w")
+        >>> ws.use_engine("spark", spark_master="local[1]")
+        >>> ws.engine.name, ws.settings.engine.spark_master
+        ('spark', 'local[1]')
+        >>> ws.use_engine("duckdb"); ws.engine.name
+        'duckdb'
+        """
+        update: dict[str, Any] = {"name": name}
+        if spark_master:
+            update["spark_master"] = spark_master
+        cfg = EngineSection.model_validate({**self.settings.engine.model_dump(), **update})
+        self._close_engines()
+        self.settings = self.settings.model_copy(update={"engine": cfg})
 
     @property
     def store_url(self) -> str:
@@ -138,12 +167,16 @@ class Workspace:
         p.mkdir(exist_ok=True)
         return p
 
-    def close(self) -> None:
+    def _close_engines(self) -> None:
         with _ENGINES_LOCK:
             engines = self.__dict__.pop("_engines", [])
             self.__dict__.pop("_engine_local", None)
+            self.__dict__.pop("_spark_engine", None)
         for eng in engines:
             eng.close()
+
+    def close(self) -> None:
+        self._close_engines()
         if "store" in self.__dict__:
             self.store.dispose()
 

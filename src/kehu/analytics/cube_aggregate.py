@@ -118,12 +118,14 @@ def write(engine: Engine, run_id: str) -> dict[str, int]:
     """Build the aggregates for ``run_id`` and replace the stored ones; returns their rows."""
     wh = engine.warehouse
     meta = {"kehu.run_id": run_id, "kehu.sources": source_versions(wh)}
-    fine = build(engine, run_id).to_pyarrow()
-    coarse = _regroup(ibis.memtable(fine), COARSE_CUSTOMER_DIMS).to_pyarrow()
+    fine = engine.materialize(build(engine, run_id))
+    coarse = engine.materialize(_regroup(fine, COARSE_CUSTOMER_DIMS))
+    rows = engine.execute_arrow(ibis.memtable({"x": [0]}).select(
+        fine=fine.count().as_scalar(), coarse=coarse.count().as_scalar())).to_pylist()[0]
     # the coarse table is written last: a reader that finds it current finds both current
-    wh.overwrite(AGG_TABLE, fine, metadata=meta)
-    wh.overwrite(COARSE_TABLE, coarse, metadata=meta)
-    return {AGG_TABLE: fine.num_rows, COARSE_TABLE: coarse.num_rows}
+    engine.write(AGG_TABLE, fine, mode="overwrite", metadata=meta)
+    engine.write(COARSE_TABLE, coarse, mode="overwrite", metadata=meta)
+    return {AGG_TABLE: int(rows["fine"]), COARSE_TABLE: int(rows["coarse"])}
 
 
 def is_current(engine: Engine, table: str = AGG_TABLE) -> bool:

@@ -102,12 +102,9 @@ def rfm(transactions: Table, as_of: date, trend_window_days: int = 180) -> Table
         (per.trend_ratio >= 1.25, "rising"),
         (per.trend_ratio <= 0.8, "falling"),
         else_="stable"))
-    n = per.count().over()
-    scores = per.mutate(
-        r_score=_score(ibis.desc(per.recency_days), n),
-        f_score=_score(per.frequency, n),
-        m_score=_score(per.monetary_total, n),
-    )
+    scores = _score(per, "recency_days", "r_score", descending=True)
+    scores = _score(scores, "frequency", "f_score")
+    scores = _score(scores, "monetary_total", "m_score")
     scores = scores.mutate(rfm_score=scores.r_score * 100 + scores.f_score * 10
                            + scores.m_score)
     return scores.select("customer_id", "recency_days", "frequency", "repeat_purchases",
@@ -115,10 +112,21 @@ def rfm(transactions: Table, as_of: date, trend_window_days: int = 180) -> Table
                          "m_score", "rfm_score", "trend_ratio", "trend")
 
 
-def _score(order: object, n: object) -> object:
-    """1 + ⌊5 · min-rank / n⌋ over ``order`` (ties share a score)."""
-    rank = ibis.rank().over(order_by=order)
-    return (1 + (rank * 5 / n).floor()).cast("int64")
+def _score(t: Table, col: str, name: str, descending: bool = False) -> Table:
+    """``t`` with ``name`` = 1 + ⌊5 · min-rank / n⌋ of ``col`` (ties share a score).
+
+    The min-rank of a value is the number of customers before it, so it is computed on the
+    distinct values with their counts (a running sum) and joined back: a window over the
+    whole customer base would put every customer in one task on Spark, while recency and
+    frequency have only hundreds of distinct values."""
+    counts = t.group_by(_v=t[col]).aggregate(_c=t.count())
+    order = ibis.desc(counts._v) if descending else counts._v
+    running = counts._c.sum().over(ibis.window(order_by=order, rows=(None, 0)))
+    n = counts._c.sum().over()
+    counts = counts.select("_v", **{name: (1 + ((running - counts._c) * 5 / n).floor())
+                                    .cast("int64")})
+    j = t.join(counts, t[col] == counts._v)
+    return j.drop("_v")
 
 
 def rfm_classes(scores: Table, scheme: RfmClassScheme | None = None) -> Table:
@@ -127,14 +135,17 @@ def rfm_classes(scores: Table, scheme: RfmClassScheme | None = None) -> Table:
     scheme = scheme or RfmClassScheme()
     agg = "mean" if scheme.reference == "mean" else "median"
     m_col = scheme.monetary
-    r_ref = getattr(scores.recency_days, agg)().over()
-    f_ref = getattr(scores.frequency, agg)().over()
-    m_ref = getattr(scores[m_col], agg)().over()
-    flags = scores.mutate(
-        _r=ibis.cases((scores.recency_days < r_ref, "high"), else_="low"),
-        _f=ibis.cases((scores.frequency > f_ref, "high"), else_="low"),
-        _m=ibis.cases((scores[m_col] > m_ref, "high"), else_="low"),
-    )
+    # the references as one aggregate row joined to every customer (a window over everyone
+    # would be one task on Spark)
+    refs = scores.aggregate(_r_ref=getattr(scores.recency_days, agg)(),
+                            _f_ref=getattr(scores.frequency, agg)(),
+                            _m_ref=getattr(scores[m_col], agg)())
+    j = scores.cross_join(refs)
+    flags = j.mutate(
+        _r=ibis.cases((j.recency_days < j._r_ref, "high"), else_="low"),
+        _f=ibis.cases((j.frequency > j._f_ref, "high"), else_="low"),
+        _m=ibis.cases((j[m_col] > j._m_ref, "high"), else_="low"),
+    ).drop("_r_ref", "_f_ref", "_m_ref")
     branches = [((flags._r == c.r) & (flags._f == c.f) & (flags._m == c.m), c.code)
                 for c in scheme.classes]
     return flags.mutate(rfm_class=ibis.cases(*branches, else_=ibis.null("string"))).drop(

@@ -18,19 +18,18 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import ibis
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute
+from ibis.expr.types import Table
 
-from kehu.analytics.forecast import FittedClv
+from kehu.analytics.clv_scores import FittedClv
 from kehu.analytics.lifecycle import LifecycleRules, lifecycle
 from kehu.analytics.profitability import profitability, value_decomposition
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
 from kehu.analytics.satisfaction import loyalty_index
 from kehu.analytics.summary import customer_summary, last_transaction_day
 from kehu.analytics.tiers import TierScheme, tiers_as_of, trailing_value
-from kehu.errors import KehuError, KehuInputError
+from kehu.errors import EngineError, KehuError, KehuInputError
 from kehu.i18n import _
 
 if TYPE_CHECKING:
@@ -68,10 +67,35 @@ def analysis_run(ws: Workspace, as_of: date | None = None, horizon_days: int = 3
     """Compute RFM, the eight classes, value tiers and CLV for every customer as of ``as_of``
     (default: the last transaction day) and append them to ``customer_scores``.
 
-    The run reads the same tables many times, so they are copied into the engine once for
-    its duration (:meth:`Engine.cached`)."""
+    Every step is an Ibis expression kept in the engine (:meth:`Engine.materialize`), model
+    scoring runs batch by batch where the data lives (:meth:`Engine.map_batches`), and the
+    scores are written by the engine (:meth:`Engine.write`): on Spark no per-customer table
+    passes through the driver. The run reads the same tables many times, so they are kept in
+    the engine for its duration (:meth:`Engine.cached`)."""
     with ws.engine.cached():
         return _analysis_run(ws, as_of, horizon_days, annual_discount_rate)
+
+
+#: columns of ``customer_scores`` after run_id, as_of, customer_id — in order, with their
+#: types (counts and scores are doubles: the history was first written that way); the
+#: churn and CLV columns are present when those models ran
+SCORE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("spend", "float64"), ("margin", "float64"), ("tier", "string"),
+    ("recency_days", "float64"), ("frequency", "float64"), ("repeat_purchases", "float64"),
+    ("monetary_total", "float64"), ("monetary_avg", "float64"), ("tenure_days", "float64"),
+    ("r_score", "float64"), ("f_score", "float64"), ("m_score", "float64"),
+    ("rfm_score", "float64"), ("trend_ratio", "float64"), ("trend", "string"),
+    ("rfm_class", "string"), ("lifecycle_stage", "string"), ("loyalty_index", "float64"),
+    ("cluster", "float64"), ("cluster_description", "string"),
+    ("churn_risk", "float64"), ("churn_reasons", "string"), ("spend_trend_90d", "float64"),
+    ("p_alive", "float64"), ("expected_purchases_12m", "float64"),
+    ("expected_spend", "float64"), ("clv", "float64"),
+    ("revenue", "float64"), ("product_cost", "float64"), ("discounts", "float64"),
+    ("service_cost", "float64"), ("marketing_cost", "float64"), ("profit", "float64"),
+    ("unprofitable", "boolean"), ("main_cost", "string"), ("historical_value", "float64"),
+    ("current_value", "float64"), ("potential_value", "float64"),
+    ("potential_basis", "string"), ("total_value", "float64"),
+)
 
 
 def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
@@ -81,65 +105,50 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
     laps = _Laps()
     eng = ws.engine
     tx = eng.table("transactions")
+    customers = eng.table("customers")
     if as_of is None:
         as_of = last_transaction_day(eng)
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     purchases = tx.filter(tx.kind.isnull() | (tx.kind != "refund"))
     laps("load")
-    rfm_t = rfm(tx, as_of)
-    scores = rfm_classes(rfm_t, RfmClassScheme()).to_pyarrow()
+    scores = eng.materialize(rfm_classes(rfm(tx, as_of), RfmClassScheme()))
     laps("rfm")
-    loyalty = loyalty_index(eng, rfm_t).to_pandas().set_index("customer_id")
+    loyalty = eng.materialize(loyalty_index(eng, scores))
     laps("loyalty")
-    tiers = tiers_as_of(tx, eng.table("customers"), as_of, TierScheme()).to_pyarrow()
+    tiers = eng.materialize(tiers_as_of(tx, customers, as_of, TierScheme()))
     laps("tiers")
-    stages = lifecycle(tx, eng.table("customers"), eng.table("churn_events"), as_of,
-                       LifecycleRules()).to_pandas().set_index("customer_id")
+    stages = eng.materialize(lifecycle(tx, customers, eng.table("churn_events"), as_of,
+                                       LifecycleRules()))
     laps("lifecycle")
-    summary = customer_summary(purchases, as_of, "D").to_pyarrow()
-    report = RunReport(run_id, as_of, tiers.num_rows, 0.0, stages=laps.stages)
-    clv_cols, fitted = _clv(summary, purchases, report, horizon_days, annual_discount_rate)
+    summary = eng.materialize(customer_summary(purchases, as_of, "D"))
+    n_customers = int(eng.execute_arrow(tiers.count()).as_py() or 0)
+    report = RunReport(run_id, as_of, n_customers, 0.0, stages=laps.stages)
+    clv_t, fitted = _clv(eng, summary, purchases, report, horizon_days, annual_discount_rate)
     laps("clv")
-    # assemble one row per customer (all customers; RFM and CLV empty without purchases)
-    base = tiers.to_pandas().set_index("customer_id")
-    base = base.join(scores.to_pandas().set_index("customer_id"), how="left")
-    base = base.join(stages.rename(columns={"stage": "lifecycle_stage"}), how="left")
-    base = base.join(loyalty, how="left")
-    base = base.join(_clusters(eng, as_of, report), how="left")
+    clusters = _clusters(eng, as_of, report)
     laps("clusters")
     churn = _churn(ws, as_of, report)
-    if churn is not None:
-        base = base.join(churn, how="left")
     laps("churn")
-    if clv_cols is not None:
-        base = base.join(clv_cols, how="left")
     prof = profitability(tx, eng.table("tickets"), eng.table("campaign_contacts"),
-                         eng.table("campaigns"), eng.table("customers"), as_of)
-    clv_t = ibis.memtable(clv_cols["clv"].reset_index()) if clv_cols is not None else \
-        ibis.memtable({"customer_id": ["-"], "clv": [0.0]})
-    trailing = trailing_value(tx, eng.table("customers"), as_of)
-    value = value_decomposition(prof, clv_t, eng.table("customers"), trailing, as_of,
+                         eng.table("campaigns"), customers, as_of)
+    clv_in = clv_t.select("customer_id", "clv") if clv_t is not None else \
+        customers.select("customer_id", clv=ibis.literal(0.0)).limit(0)
+    trailing = trailing_value(tx, customers, as_of)
+    value = value_decomposition(prof, clv_in, customers, trailing, as_of,
                                 cross_sell=_cross_sell_potential(eng, as_of, report))
-    extra = prof.select("customer_id", "revenue", "product_cost", "discounts", "service_cost",
-                        "marketing_cost", "profit", "unprofitable", "main_cost").join(
+    extra = eng.materialize(prof.select(
+        "customer_id", "revenue", "product_cost", "discounts", "service_cost",
+        "marketing_cost", "profit", "unprofitable", "main_cost").join(
         value.select("customer_id", "historical_value", "current_value", "potential_value",
-                     "potential_basis", "total_value"), "customer_id")
-    base = base.join(extra.to_pandas().set_index("customer_id"), how="left")
+                     "potential_basis", "total_value"), "customer_id"))
     laps("profitability_value")
-    base = base.reset_index()
-    base.insert(0, "run_id", run_id)
-    base.insert(1, "as_of", as_of)
-    table = pa.Table.from_pandas(base, preserve_index=False)
+    # one row per customer (all customers; RFM and CLV empty without purchases)
+    parts = [scores, stages.rename(lifecycle_stage="stage"), loyalty, clusters, churn, clv_t,
+             extra]
+    table = _assemble(tiers, [p for p in parts if p is not None], run_id, as_of)
     if ws.warehouse.exists(SCORES_TABLE):
-        # the history's columns keep their types; columns a newer kehu adds are appended
-        schema = ws.warehouse.schema(SCORES_TABLE)
-        old = [table.column(f.name).cast(f.type) if f.name in table.column_names
-               else pa.nulls(table.num_rows, f.type) for f in schema]
-        new = [f for f in table.schema if f.name not in schema.names]
-        table = pa.Table.from_arrays(old + [table.column(f.name) for f in new],
-                                     schema=pa.schema(list(schema) + new))
-    ws.warehouse.append(SCORES_TABLE, table, metadata={"kehu.run_id": run_id},
-                        merge_schema=True)
+        table = _in_history_schema(table, ws.warehouse.schema(SCORES_TABLE))
+    eng.write(SCORES_TABLE, table, metadata={"kehu.run_id": run_id}, merge_schema=True)
     laps("write_scores")
     report.satisfaction = _satisfaction_summary(eng)
     laps("satisfaction")
@@ -159,9 +168,43 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
         "details": json.dumps({"clv": report.clv, "notes": report.notes,
                                "satisfaction": report.satisfaction,
                                "clusters": report.clusters, "churn": report.churn,
-                               "stages": report.stages},
+                               "stages": report.stages, "engine": eng.name},
                               default=str, ensure_ascii=False)}], schema=RUNS_SCHEMA))
     return report
+
+
+def _assemble(base: Table, parts: list[Table], run_id: str, as_of: date) -> Table:
+    """``base`` (every customer) left-joined with each part on ``customer_id``, in the column
+    order and types of :data:`SCORE_COLUMNS` (columns no part has are left out)."""
+    j = base
+    owner: dict[str, Table] = {c: base for c in base.columns}
+    for p in parts:
+        j = j.left_join(p, base.customer_id == p.customer_id)
+        for c in p.columns:
+            owner.setdefault(c, p)
+    cols: dict[str, Any] = {"run_id": ibis.literal(run_id, "string"),
+                            "as_of": ibis.literal(as_of, "date"),
+                            "customer_id": base.customer_id}
+    for name, typ in SCORE_COLUMNS:
+        if name in owner:
+            cols[name] = owner[name][name].cast(typ)
+    return j.select(**cols)
+
+
+def _in_history_schema(table: Table, schema: pa.Schema) -> Table:
+    """The history's columns keep their types (nulls where this run has none); columns a
+    newer kehu adds are appended."""
+    import ibis.expr.datatypes as dt
+
+    cols: dict[str, Any] = {}
+    for f in schema:
+        typ = dt.DataType.from_pyarrow(f.type)
+        cols[f.name] = table[f.name].cast(typ) if f.name in table.columns else \
+            ibis.null(typ)
+    for c in table.columns:
+        if c not in cols:
+            cols[c] = table[c]
+    return table.select(**cols)
 
 
 class _Laps:
@@ -222,7 +265,7 @@ POTENTIAL_OFFERS = 3
 POTENTIAL_PRIOR_CANDIDATES = 10
 
 
-def _cross_sell_potential(eng: Any, as_of: date, report: RunReport) -> Any:
+def _cross_sell_potential(eng: Any, as_of: date, report: RunReport) -> Table | None:
     """Per customer: the expected margin over the next 12 months of their top offers (the
     cross-sell propensity model); None when there is no product data to propose anything,
     and the value decomposition falls back to the peer gap."""
@@ -231,19 +274,23 @@ def _cross_sell_potential(eng: Any, as_of: date, report: RunReport) -> Any:
     try:
         o = offers_expr(eng, as_of, POTENTIAL_OFFERS, horizon_days=365,
                         prior_candidates=POTENTIAL_PRIOR_CANDIDATES)
-        v = o.group_by("customer_id").aggregate(potential_value=o.expected_margin.sum())
-        table = v.to_pyarrow()
+        v = eng.materialize(o.group_by("customer_id").aggregate(
+            potential_value=o.expected_margin.sum()))
+        row = eng.execute_arrow(v.aggregate(n=v.count(), total=v.potential_value.sum())) \
+            .to_pylist()[0]
+    except EngineError:
+        raise
     except KehuError as exc:
         report.notes.append(_("Potential value from the peer gap: {err}").format(err=exc))
         return None
-    if table.num_rows == 0 or not pa.compute.sum(table.column("potential_value")).as_py():
+    if not row["n"] or not row["total"]:
         report.notes.append(_("Potential value from the peer gap: no product data to base "
                               "cross-sell offers on."))
         return None
-    return ibis.memtable(table)
+    return v
 
 
-def _churn(ws: Workspace, as_of: date, report: RunReport) -> pd.DataFrame | None:
+def _churn(ws: Workspace, as_of: date, report: RunReport) -> Table | None:
     """Churn risk and reasons per customer at risk: a new model when the last one is older
     than its churn window (or there is none), else the latest; None when none can be fitted
     (the reason goes to the notes)."""
@@ -260,17 +307,18 @@ def _churn(ws: Workspace, as_of: date, report: RunReport) -> pd.DataFrame | None
 
             if not registry.list_models(ws, service.KIND):
                 return None
-    scores, drift = service.score(ws, as_of)
+    scores, drift = service.score_expr(ws, as_of)
     rec_id = drift.get("model_id")
     report.churn = {"model_id": rec_id, "fitted_in_run": fitted,
-                    "scored": len(scores), "drift": drift}
+                    "scored": int(ws.engine.execute_arrow(scores.count()).as_py() or 0),
+                    "drift": drift}
     if fitted:
         report.churn["holdout"] = {k: v for k, v in rep.holdout.items() if k != "calibration"}
     if drift.get("drifted"):
         report.notes.append(_("Churn model {model}: the distribution of {cols} has shifted "
                               "since training (PSI > 0.25); consider retraining.").format(
             model=rec_id, cols=", ".join(drift["drifted"][:5])))
-    return scores.set_index("customer_id")
+    return scores
 
 
 def _satisfaction_summary(eng: Any) -> dict[str, Any]:
@@ -282,55 +330,67 @@ def _satisfaction_summary(eng: Any) -> dict[str, Any]:
             "tickets": complaints(eng).to_pyarrow().to_pylist()}
 
 
-def _clusters(eng: Any, as_of: date, report: RunReport) -> pd.DataFrame:
-    """Behavioural cluster label and description per buyer (empty when too few buyers)."""
-    from kehu.models.clusters import BehaviourClusters, behaviour_features
+def _clusters(eng: Any, as_of: date, report: RunReport) -> Table | None:
+    """Behavioural cluster label and description per buyer: k-means fitted on the driver
+    (every buyer, or a sample of ``fit_sample`` of them), every buyer labelled where the data
+    lives, the clusters described from the engine's means. None when too few buyers."""
+    from kehu.models.clusters import FEATURES, BehaviourClusters, behaviour_features_expr
+    from kehu.warehouse.engine import arrow_to_pandas
 
-    feats = behaviour_features(eng, as_of)
+    feats = eng.materialize(behaviour_features_expr(eng, as_of))
+    m = BehaviourClusters()
+    sample = arrow_to_pandas(eng.collect_sample(feats, m.fit_sample, "customer_id",
+                                                m.random_state), feats.schema())
     try:
-        m = BehaviourClusters().fit(feats)
+        m.fit(sample.set_index("customer_id")[list(FEATURES)])
     except KehuInputError as exc:
         report.notes.append(_("Clusters skipped: {err}").format(err=exc))
-        return pd.DataFrame(columns=["cluster", "cluster_description"], dtype="object")
-    desc = {c.label: c.description for c in m.clusters_}
+        return None
+
+    def label(df: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"customer_id": df["customer_id"],
+                             "cluster": m.predict(df).astype("int64")})
+
+    labels = eng.map_batches(feats, label, pa.schema([("customer_id", pa.string()),
+                                                      ("cluster", pa.int64())]))
+    j = feats.join(labels, "customer_id")
+    by = eng.execute_arrow(j.group_by("cluster").aggregate(
+        size=j.count(), **{f: j[f].mean() for f in FEATURES})).to_pandas()
+    everyone = eng.execute_arrow(feats.aggregate(
+        **{f"m_{f}": feats[f].mean() for f in FEATURES},
+        **{f"s_{f}": feats[f].std(how="pop") for f in FEATURES})).to_pylist()[0]
+    by = by.set_index("cluster").sort_index()
+    m.describe_clusters(by[list(FEATURES)], by["size"],
+                        pd.Series({f: everyone[f"m_{f}"] for f in FEATURES}),
+                        pd.Series({f: everyone[f"s_{f}"] for f in FEATURES}))
     report.clusters = {str(c.label): c.description for c in m.clusters_}
-    return pd.DataFrame({"cluster": m.labels_.astype("int64"),
-                         "cluster_description": m.labels_.map(desc)})
+    desc = ibis.cases(*[(labels.cluster == c.label, c.description) for c in m.clusters_],
+                      else_=ibis.null("string"))
+    return labels.select("customer_id", cluster=labels.cluster.cast("float64"),
+                         cluster_description=desc)
 
 
-def _clv(summary: pa.Table, purchases: Any, report: RunReport, horizon_days: int,
-         rate: float) -> tuple[pd.DataFrame | None, FittedClv | None]:
-    """Fit BG/NBD + Gamma-Gamma on the summary and score every buyer; None when the data
-    cannot support the models (the reason goes to the report)."""
-    from kehu.models.clv import BetaGeo, GammaGamma, customer_lifetime_value
+def _clv(eng: Any, summary: Table, purchases: Table, report: RunReport, horizon_days: int,
+         rate: float) -> tuple[Table | None, FittedClv | None]:
+    """Fit BG/NBD + Gamma-Gamma on the summary's sufficient statistics and score every buyer;
+    None when the data cannot support the models (the reason goes to the report)."""
+    from kehu.analytics import clv_scores
 
-    df = summary.to_pandas().set_index("customer_id")
-    x, tx, t, mv = (df[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T",
-                                                           "monetary_value"))
-    if len(df) < 20 or (x > 0).sum() < 10:
+    try:
+        fitted = clv_scores.fit(eng, summary)
+    except clv_scores.TooLittleData:
         report.notes.append(_("CLV skipped: fewer than 10 customers with repeat purchases."))
         return None, None
-    try:
-        bg = BetaGeo().fit(x, tx, t)
-        keep = (x > 0) & (mv > 0)
-        gg = GammaGamma().fit(x[keep], mv[keep])
+    except EngineError:
+        raise
     except KehuError as exc:
         report.notes.append(_("CLV skipped: {err}").format(err=exc))
         return None, None
-    margin_row = purchases.aggregate(rev=purchases.amount.sum(),
-                                     cost=purchases.cost.sum()).to_pyarrow().to_pylist()[0]
-    margin = 1.0
-    if margin_row["cost"] and margin_row["rev"]:
-        margin = max(0.0, 1 - margin_row["cost"] / margin_row["rev"])
+    margin = clv_scores.margin_rate(eng, purchases)
     months = max(1, round(horizon_days / 30))
-    clv = customer_lifetime_value(bg, gg, x, tx, t, mv, months=months, margin=margin,
-                                  annual_discount_rate=rate, periods_per_month=30.0)
+    table = clv_scores.scores(eng, fitted, months, margin, rate)
+    bg, gg = fitted.bgnbd, fitted.gamma_gamma
     report.clv = {"bgnbd": bg.params_, "bgnbd_ll": bg.log_likelihood_,
                   "gamma_gamma": gg.params_, "margin_rate": margin, "horizon_months": months,
-                  "annual_discount_rate": rate}
-    return pd.DataFrame({
-        "p_alive": bg.probability_alive(x, tx, t),
-        "expected_purchases_12m": bg.expected_purchases(365.0, x, tx, t),
-        "expected_spend": gg.expected_spend(x, mv),
-        "clv": np.asarray(clv),
-    }, index=df.index), FittedClv(df, bg, gg)
+                  "annual_discount_rate": rate, "fit": fitted.basis}
+    return table, fitted

@@ -22,6 +22,8 @@ from kehu.i18n import _
 from kehu.models.base import Model
 
 if TYPE_CHECKING:
+    from ibis.expr.types import Table
+
     from kehu.warehouse import Engine
 
 FEATURES = ("frequency", "avg_spend", "recency_days", "tenure_days", "lines_per_order",
@@ -30,8 +32,9 @@ LOG_FEATURES = ("frequency", "avg_spend", "recency_days", "tenure_days", "lines_
                 "categories")
 
 
-def behaviour_features(engine: Engine, as_of: date) -> pd.DataFrame:
-    """One row per buying customer with :data:`FEATURES` (as of ``as_of``)."""
+def behaviour_features_expr(engine: Engine, as_of: date) -> Table:
+    """``customer_id`` and :data:`FEATURES` (as doubles) per buying customer as of ``as_of``,
+    as an Ibis expression."""
     tx = engine.table("transactions")
     t = tx.filter((tx.transaction_time.cast("date") <= ibis.literal(as_of))
                   & (tx.kind.isnull() | (tx.kind != "refund")))
@@ -51,7 +54,14 @@ def behaviour_features(engine: Engine, as_of: date) -> pd.DataFrame:
         tenure_days=d.delta(g["first"], unit="day"),
         lines_per_order=g.lines / g.orders,
         online_share=g.online / g.lines,
-    ).to_pandas().set_index("customer_id")
+    )
+    return out.select("customer_id", **{f: out[f].cast("float64") for f in FEATURES})
+
+
+def behaviour_features(engine: Engine, as_of: date) -> pd.DataFrame:
+    """One row per buying customer with :data:`FEATURES` (as of ``as_of``), by customer."""
+    out = engine.execute_arrow(behaviour_features_expr(engine, as_of).order_by(
+        "customer_id")).to_pandas().set_index("customer_id")
     return out[list(FEATURES)].astype(float)
 
 
@@ -114,23 +124,36 @@ class BehaviourClusters(Model):
         self.silhouette_ = scores
         self.model_ = models[self.k_]
         self.labels_ = pd.Series(self.model_.predict(z), index=x.index, name="cluster")
-        overall = x.mean()
-        spread = x.std(ddof=0).replace(0, 1.0)
-        self.clusters_ = []
-        for label in range(self.k_):
-            part = x[self.labels_.to_numpy() == label]
-            means = part.mean()
-            zs = (means - overall) / spread
-            traits = describe(zs)
-            self.clusters_.append(Cluster(label, len(part), len(part) / len(x),
-                                          {str(f): float(v) for f, v in means.items()},
-                                          "; ".join(traits) if traits else _("average on "
-                                                                             "every measure"),
-                                          traits))
         self.params_ = {"k": float(self.k_)}
         self.standard_errors_ = {}
         self.log_likelihood_ = float("nan")
+        labels = self.labels_.to_numpy()
+        means = x.groupby(labels).mean()
+        sizes = pd.Series(np.bincount(labels, minlength=self.k_), name="size")
+        self.describe_clusters(means, sizes, x.mean(), x.std(ddof=0))
         return self
+
+    def describe_clusters(self, means: pd.DataFrame, sizes: pd.Series, overall: pd.Series,
+                          spread: pd.Series) -> list[Cluster]:
+        """Set ``clusters_`` from each label's feature means and size and the features' mean
+        and population standard deviation over everyone — statistics an engine computes
+        when the customers were labelled where they live (the analysis run on Spark)."""
+        self._check_fitted()
+        spread = spread.replace(0, 1.0)
+        total = float(sizes.sum()) or 1.0
+        self.clusters_ = []
+        for label in range(self.k_):
+            n = int(sizes.get(label, 0))
+            m = means.loc[label] if label in means.index else pd.Series(
+                np.nan, index=list(FEATURES))
+            zs = (m - overall) / spread
+            traits = describe(zs.fillna(0.0))
+            self.clusters_.append(Cluster(label, n, n / total,
+                                          {str(f): float(m[f]) for f in FEATURES},
+                                          "; ".join(traits) if traits else _("average on "
+                                                                             "every measure"),
+                                          traits))
+        return self.clusters_
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         self._check_fitted()

@@ -135,10 +135,12 @@ def offer_candidates(engine: Engine, as_of: date, *, lookback_days: int = 365,
     (before ranking); columns as :data:`OFFER_COLUMNS` without ``rank``."""
     _positive("lookback_days", lookback_days)
     _positive("prior_candidates", prior_candidates)
-    seg = customer_segments(engine, as_of, segment_by)
+    # parts used more than once are computed once (Engine.reuse: a no-op on DuckDB)
+    all_seg = engine.reuse(customer_segments(engine, as_of, segment_by))
+    seg = all_seg
     if customers is not None:
         seg = seg.filter(seg.customer_id.isin(list(customers)))
-    held = held_products(engine, as_of, lookback_days)
+    held = engine.reuse(held_products(engine, as_of, lookback_days))
     lines = purchases(engine, as_of, as_of - timedelta(days=lookback_days))
     lines = lines.mutate(basket=lines.order_id.coalesce(lines.transaction_id))
     # baskets per (customer, product) in the lookback window
@@ -148,23 +150,22 @@ def offer_candidates(engine: Engine, as_of: date, *, lookback_days: int = 365,
         owned = owned.semi_join(seg, "customer_id")
     rules = association_rules(engine.table("transactions"), min_support=min_support,
                               min_confidence=min_confidence, min_lift=min_lift, as_of=as_of)
-    rules = rules.view()
+    rules = engine.reuse(rules).view()
     ev = owned.join(rules, owned.product_id == rules.antecedent).select(
         "customer_id", "n_baskets", product_id="consequent", antecedent="antecedent",
         confidence="confidence", lift="lift")
     ev = ev.anti_join(held.view(), ["customer_id", "product_id"])
     # each of the baskets with i expected in the horizon carries j with P = confidence
     expected = ev.n_baskets.cast("float64") * (horizon_days / lookback_days)
-    by_rule = ev.group_by(["customer_id", "product_id"]).aggregate(
+    by_rule = engine.reuse(ev.group_by(["customer_id", "product_id"]).aggregate(
         log_miss=(expected * (1.0 - ev.confidence.clip(upper=0.999999)).ln()).sum(),
         reason=ev.antecedent.argmax(ev.confidence),
-        reason_confidence=ev.confidence.max(), reason_lift=ev.lift.argmax(ev.confidence))
+        reason_confidence=ev.confidence.max(), reason_lift=ev.lift.argmax(ev.confidence)))
     # segment prior: of the segment's customers who did not hold j ``horizon_days`` ago,
     # the share who bought it since (a probability of adopting j within the horizon)
     t0 = as_of - timedelta(days=horizon_days)
-    all_seg = customer_segments(engine, as_of, segment_by)
     sizes = all_seg.group_by("segment").aggregate(members=all_seg.count())
-    held0 = held_products(engine, t0, lookback_days)
+    held0 = engine.reuse(held_products(engine, t0, lookback_days))
     h0 = held0.join(all_seg.view(), "customer_id")
     holders = h0.group_by(["segment", "product_id"]).aggregate(holders=h0.count())
     fresh = purchases(engine, as_of, t0).select("customer_id", "product_id").distinct()
@@ -187,8 +188,8 @@ def offer_candidates(engine: Engine, as_of: date, *, lookback_days: int = 365,
     at_risk = (adopt.members - adopt.holders.fill_null(0)).cast("float64")
     adopt = adopt.mutate(prior=(adopt.adopters.fill_null(0) + prior_strength * adopt.base_rate)
                          / (at_risk + prior_strength))
-    adopt = adopt.mutate(prior_rank=ibis.row_number().over(
-        group_by="segment", order_by=[ibis.desc("prior"), "product_id"]))
+    adopt = engine.reuse(adopt.mutate(prior_rank=ibis.row_number().over(
+        group_by="segment", order_by=[ibis.desc("prior"), "product_id"])))
     top = adopt.filter(adopt.prior_rank < prior_candidates).select("segment", "product_id")
     from_prior = seg.join(top.view(), "segment").select("customer_id", "product_id")
     cand = from_prior.union(by_rule.select("customer_id", "product_id")).distinct()

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+import ibis
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -60,13 +60,13 @@ def evaluate(ws: Workspace, spec: SegmentSpec, snapshot: bool = False,
     total = int(base.count().to_pyarrow().as_py())
     n = int(row["n"])
     if snapshot:
-        ids = members.to_pyarrow().column("customer_id")
-        ws.warehouse.append(MEMBERS_TABLE, pa.table({
-            "segment": pa.array([spec.name] * len(ids), pa.string()),
-            "as_of": pa.array([ctx.as_of] * len(ids), pa.date32()),
-            "snapshot_at": pa.array([datetime.now()] * len(ids), pa.timestamp("us")),
-            "run_id": pa.array([run_id] * len(ids), pa.string()),
-            "customer_id": ids.cast(pa.string())}), merge_schema=True)
+        # written by the engine: on Spark the members never pass through the driver
+        rows = members.select(
+            segment=ibis.literal(spec.name, "string"), as_of=ibis.literal(ctx.as_of, "date"),
+            snapshot_at=ibis.literal(datetime.now(), "timestamp"),
+            run_id=ibis.literal(run_id, "string"),
+            customer_id=members.customer_id.cast("string"))
+        ws.engine.write(MEMBERS_TABLE, rows, merge_schema=True)
     return SegmentResult(spec.name, ctx.as_of, n, total, n / total if total else 0.0,
                          row.get("revenue"), row.get("clv"))
 

@@ -27,6 +27,7 @@ MODULES = (
     "campaign",
     "alerts",
     "kpi",
+    "identity",
     "web",
 )
 

@@ -12,6 +12,8 @@ from kehu.cli.output import console, emit_json
 from kehu.errors import KehuInputError
 from kehu.i18n import _
 
+ENGINES = ("duckdb", "spark")
+
 
 def run(
     workspace: WorkspaceOpt = None,
@@ -25,6 +27,14 @@ def run(
     warm: Annotated[bool, typer.Option(
         "--warm/--no-warm", help="Then compute the dashboard in the company's language and "
         "the customer pages' lookup file, so the web app shows them at once.")] = True,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="Engine of the analysis: duckdb or spark (default: the workspace "
+        "setting engine.name). The steps after it (alerts, programmes, warming the web app) "
+        "use DuckDB.", show_default=False)] = None,
+    spark_master: Annotated[str | None, typer.Option(
+        "--spark-master", help="Spark master URL for --engine spark, e.g. local[4], "
+        "spark://host:7077, yarn (default: engine.spark_master, else Spark's own "
+        "configuration, else local[*]).", show_default=False)] = None,
     json: JsonOpt = False,
 ) -> None:
     """Run the analyses and append per-customer results to the warehouse (customer_scores)."""
@@ -38,10 +48,21 @@ def run(
         except ValueError:
             raise KehuInputError(_("The '{name}' parameter must be a date like 2024-01-31. Got "
                                    "{v!r} instead.").format(name="--as-of", v=as_of)) from None
+    if engine is not None and engine not in ENGINES:
+        raise KehuInputError(_("The '{name}' parameter must be one of {allowed}. Got {v!r} "
+                               "instead.").format(name="--engine", allowed=", ".join(ENGINES),
+                                                  v=engine))
     ws = open_workspace(workspace)
+    name = engine or ws.settings.engine.name
+    if spark_master and name != "spark":
+        raise KehuInputError(_("--spark-master needs --engine spark (or engine.name = "
+                               "\"spark\" in the settings)."))
+    ws.use_engine(name, spark_master)
     with console.status(_("Analysing…")) if not json else _Quiet():
         rep = analysis_run(ws, day)
-    extra: dict[str, object] = {}
+    # what follows serves the web app, which always reads with DuckDB
+    ws.use_engine("duckdb")
+    extra: dict[str, object] = {"engine": name}
     if alerts:
         from kehu.alerts import run_alerts
         from kehu.alerts.notify import email_notifier

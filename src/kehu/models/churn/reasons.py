@@ -97,11 +97,19 @@ def render(reason: Reason) -> str:
 
 
 def _plain(v: Any) -> Any:
-    """A JSON-ready value: numpy scalars unwrapped, missing as None, others as text."""
+    """A JSON-ready value: numpy scalars unwrapped, missing as None, whole floats as ints
+    (an integer column holds floats in a batch with a missing value, so 106 and 106.0 must
+    read the same whichever batch a customer was scored in), others as text.
+
+    >>> [_plain(v) for v in (np.float64(106.0), 2.5, np.int64(3), float("nan"), "华东")]
+    [106, 2.5, 3, None, '华东']
+    """
     if isinstance(v, np.generic):
         v = v.item()
     if v is None or (not isinstance(v, str) and pd.isna(v)):
         return None
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
     return v if isinstance(v, (str, int, float, bool)) else str(v)
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kehu.analytics.features import customer_features, feature_label
 from kehu.analytics.summary import last_transaction_day as last_day
@@ -32,8 +33,11 @@ from kehu.models.churn.definition import ChurnDefinition, labels, population
 from kehu.models.churn.metrics import summary
 from kehu.models.churn.reasons import top_reasons
 from kehu.models.churn.tabular import ChurnClassifier
+from kehu.warehouse.engine import arrow_to_pandas
 
 if TYPE_CHECKING:
+    from ibis.expr.types import Table
+
     from kehu.warehouse import Engine
     from kehu.workspace import Workspace
 
@@ -62,11 +66,35 @@ class ChurnFitReport:
         return asdict(self)
 
 
-def labelled_frame(engine: Engine, cutoff: date, d: ChurnDefinition) -> pd.DataFrame:
+#: customers the hold-out evaluation and the drift check look at, at most (a random sample
+#: above it); the training rows are capped by ``max_rows``
+MAX_EVAL_ROWS = 200_000
+
+
+def labelled_expr(engine: Engine, cutoff: date, d: ChurnDefinition) -> Table:
     """Features at ``cutoff`` and the label observed after it, for the population then."""
     lab = labels(engine, cutoff, d)
     feats = customer_features(engine, cutoff, population=lab)
-    return feats.join(lab, "customer_id").to_pandas()
+    return feats.join(lab, "customer_id")
+
+
+def labelled_frame(engine: Engine, cutoff: date, d: ChurnDefinition,
+                   max_rows: int | None = None, seed: int = 0,
+                   labelled: Table | None = None) -> pd.DataFrame:
+    """:func:`labelled_expr` (or ``labelled``, its materialized table) on the driver,
+    ordered by customer: every row, or a random sample of about ``max_rows`` when there are
+    more (a model fits on a sample on the driver however large the customer base)."""
+    expr = labelled if labelled is not None else labelled_expr(engine, cutoff, d)
+    cap = max_rows if max_rows is not None else 2**62
+    return arrow_to_pandas(engine.collect_sample(expr, cap, "customer_id", seed),
+                           expr.schema())
+
+
+def _counts(engine: Engine, labelled: Table) -> tuple[int, int]:
+    """Customers in a labelled population and how many of them churned."""
+    row = engine.execute_arrow(labelled.aggregate(n=labelled.count(),
+                                                  pos=labelled.churned.sum())).to_pylist()[0]
+    return int(row["n"] or 0), int(row["pos"] or 0)
 
 
 def _xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -82,14 +110,14 @@ def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return frame.groupby("churned", group_keys=False).sample(frac=share, random_state=seed)
 
 
-def _check(frame: pd.DataFrame, cutoff: date) -> None:
-    pos = int(frame["churned"].sum()) if len(frame) else 0
-    if len(frame) < MIN_ROWS or pos < MIN_POSITIVES or len(frame) - pos < MIN_POSITIVES:
+def _check(counts: tuple[int, int], cutoff: date) -> None:
+    n, pos = counts
+    if n < MIN_ROWS or pos < MIN_POSITIVES or n - pos < MIN_POSITIVES:
         raise KehuInputError(_(
             "Too little history to train a churn model at {cutoff}: {n} customers in the "
             "population, {pos} churned in the window (need at least {min_n} customers and "
             "{min_pos} of each outcome). Use an earlier --as-of, a longer --window, or another "
-            "churn definition.").format(cutoff=cutoff, n=len(frame), pos=pos, min_n=MIN_ROWS,
+            "churn definition.").format(cutoff=cutoff, n=n, pos=pos, min_n=MIN_ROWS,
                                         min_pos=MIN_POSITIVES))
 
 
@@ -104,18 +132,28 @@ def fit(ws: Workspace, as_of: date | None = None, definition: ChurnDefinition | 
     notes: list[str] = []
     with eng.cached():
         if d.kind == "label_column":
-            full = labelled_frame(eng, as_of, d)
-            _check(full, as_of)
+            lab = eng.materialize(labelled_expr(eng, as_of, d))
+            counts = _counts(eng, lab)
+            _check(counts, as_of)
+            full = labelled_frame(eng, as_of, d, max(max_rows, MAX_EVAL_ROWS) * 4 // 3, seed,
+                                  lab)
             rng = np.random.default_rng(seed)
             test = rng.random(len(full)) < 0.25
             train, hold = full[~test], full[test]
+            population = counts[0]
             cutoffs = {"features": str(as_of), "holdout": "random 25 %"}
         else:
-            train = labelled_frame(eng, as_of - 2 * w, d)
-            hold = labelled_frame(eng, as_of - w, d)
-            _check(train, as_of - 2 * w)
-            _check(hold, as_of - w)
+            lab_train = eng.materialize(labelled_expr(eng, as_of - 2 * w, d))
+            lab_hold = eng.materialize(labelled_expr(eng, as_of - w, d))
+            counts = _counts(eng, lab_train)
+            counts_hold = _counts(eng, lab_hold)
+            _check(counts, as_of - 2 * w)
+            _check(counts_hold, as_of - w)
+            train = labelled_frame(eng, as_of - 2 * w, d, max_rows, seed, lab_train)
+            hold = labelled_frame(eng, as_of - w, d, max(max_rows, MAX_EVAL_ROWS), seed,
+                                  lab_hold)
             full = pd.concat([train, hold], ignore_index=True)
+            population = counts[0] + counts_hold[0]
             cutoffs = {"train_features": str(as_of - 2 * w),
                        "train_labels": f"{as_of - 2 * w} .. {as_of - w}",
                        "holdout_features": str(as_of - w),
@@ -132,7 +170,7 @@ def fit(ws: Workspace, as_of: date | None = None, definition: ChurnDefinition | 
     fitted_scores = model.predict_proba(xf)
     details = {
         "definition": d.model_dump(), "cutoffs": cutoffs, "train_rows": len(xf),
-        "population_rows": len(full), "positive_rate": float(yf.mean()),
+        "population_rows": population, "positive_rate": float(yf.mean()),
         "features": list(model.features_), "dropped": model.dropped_,
         "params": {"chosen": model.chosen_model_, "n_trees": getattr(model, "n_trees_", None),
                    "C": getattr(model, "C_", None), "seed": seed, "max_rows": max_rows},
@@ -147,29 +185,49 @@ def fit(ws: Workspace, as_of: date | None = None, definition: ChurnDefinition | 
                           holdout, importance, round(time.perf_counter() - t0, 2), notes)
 
 
-def score(ws: Workspace, as_of: date | None = None, rec: registry.ModelRecord | None = None,
-          k: int = 3) -> tuple[pd.DataFrame, dict[str, Any]]:
+SCORE_SCHEMA = pa.schema([("customer_id", pa.string()), ("churn_risk", pa.float64()),
+                          ("churn_reasons", pa.string()), ("spend_trend_90d", pa.float64())])
+
+
+def score_expr(ws: Workspace, as_of: date | None = None,
+               rec: registry.ModelRecord | None = None, k: int = 3
+               ) -> tuple[Table, dict[str, Any]]:
     """``customer_id``, ``churn_risk``, ``churn_reasons`` (JSON) and ``spend_trend_90d`` for
-    the customers at risk at ``as_of``, with the latest (or given) churn model; and the drift
-    of their features and scores against the model's training data."""
+    the customers at risk at ``as_of``, with the latest (or given) churn model — scored batch
+    by batch where the data lives (the executors on Spark) and kept in the engine; and the
+    drift of their features and scores against the model's training data (on a sample of at
+    most :data:`MAX_EVAL_ROWS` customers)."""
     eng = ws.engine
     rec = rec or registry.get(ws, kind=KIND)
     model: ChurnClassifier = registry.load(ws, rec)
     d = ChurnDefinition(**rec.details.get("definition", {}))
     as_of = as_of or last_day(eng)
     pop = population(eng, as_of, d)
-    feats = customer_features(eng, as_of, population=pop).to_pandas()
-    if feats.empty:
-        return pd.DataFrame(columns=["customer_id", "churn_risk", "churn_reasons",
-                                     "spend_trend_90d"]), {}
-    x = feats.drop(columns=["customer_id"])
-    risk = model.predict_proba(x)
-    reasons = top_reasons(model.contributions(x), x, k=k)
-    out = pd.DataFrame({
-        "customer_id": feats["customer_id"], "churn_risk": risk,
-        "churn_reasons": [json.dumps(r, ensure_ascii=False) for r in reasons],
-        "spend_trend_90d": feats.get("spend_trend_90d")})
-    return out, registry.drift(rec, x, risk)
+    feats = eng.materialize(customer_features(eng, as_of, population=pop))
+
+    def score_batch(frame: pd.DataFrame) -> pd.DataFrame:
+        x = frame.drop(columns=["customer_id"])
+        reasons = top_reasons(model.contributions(x), x, k=k)
+        return pd.DataFrame({
+            "customer_id": frame["customer_id"], "churn_risk": model.predict_proba(x),
+            "churn_reasons": [json.dumps(r, ensure_ascii=False) for r in reasons],
+            "spend_trend_90d": frame.get("spend_trend_90d")})
+
+    scored = eng.map_batches(feats, score_batch, SCORE_SCHEMA)
+    sample = arrow_to_pandas(eng.collect_sample(feats, MAX_EVAL_ROWS, "customer_id"),
+                             feats.schema())
+    if sample.empty:
+        return scored, {}
+    x = sample.drop(columns=["customer_id"])
+    return scored, registry.drift(rec, x, model.predict_proba(x))
+
+
+def score(ws: Workspace, as_of: date | None = None, rec: registry.ModelRecord | None = None,
+          k: int = 3) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`score_expr` collected into a DataFrame (ordered by customer)."""
+    scored, drift = score_expr(ws, as_of, rec, k)
+    out = ws.engine.execute_arrow(scored.order_by("customer_id")).to_pandas()
+    return out, drift
 
 
 def needs_refit(ws: Workspace, as_of: date) -> bool:
