@@ -82,6 +82,13 @@ class IngestSection(BaseModel):
     )
 
 
+class IdentitySection(BaseModel):
+    follow_merges: bool = Field(
+        True, description="After identity resolution (`kehu identity run`), analyses, "
+        "pages and campaigns see each merged customer once: facts of every merged record "
+        "under the customer's surviving id, the golden record's fields (docs/identity.md).")
+
+
 class WebSection(BaseModel):
     secret_key: SecretStr = Field(
         SecretStr(""), description="Key that signs session cookies: at least 32 random "
@@ -118,6 +125,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     engine: EngineSection = Field(default_factory=EngineSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
+    identity: IdentitySection = Field(default_factory=IdentitySection)
     web: WebSection = Field(default_factory=WebSection)
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict,

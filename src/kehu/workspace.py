@@ -111,6 +111,7 @@ class Workspace:
                 shared: Engine | None = self.__dict__.get("_spark_engine")
                 if shared is None:
                     shared = open_engine(self.warehouse, cfg)
+                    shared.follow_identity = self.settings.identity.follow_merges
                     self.__dict__["_spark_engine"] = shared
                     self.__dict__.setdefault("_engines", []).append(shared)
             return shared
@@ -118,6 +119,7 @@ class Workspace:
         eng: Engine | None = getattr(local, "engine", None)
         if eng is None:
             eng = open_engine(self.warehouse, cfg)
+            eng.follow_identity = self.settings.identity.follow_merges
             local.engine = eng
             with _ENGINES_LOCK:
                 self.__dict__.setdefault("_engines", []).append(eng)
@@ -174,6 +176,17 @@ class Workspace:
             self.__dict__.pop("_spark_engine", None)
         for eng in engines:
             eng.close()
+
+    def interrupt(self) -> None:
+        """Interrupt the queries this workspace's DuckDB engines are running (from another
+        thread, e.g. at shutdown); they fail with an interruption error."""
+        with _ENGINES_LOCK:
+            engines = list(self.__dict__.get("_engines", []))
+        for eng in engines:
+            con = getattr(eng, "_con", None)
+            raw = getattr(con, "con", None)
+            if raw is not None and hasattr(raw, "interrupt"):
+                raw.interrupt()
 
     def close(self) -> None:
         self._close_engines()

@@ -46,6 +46,8 @@ SCORES = "customer_scores"
 TIMELINE = "timeline"
 #: the tables copied into the file (employees whole, the others sorted by customer)
 TABLES = ("customers", "employees", SCORES, "contracts")
+#: tables whose changes change the source tables as the engine shows them
+IDENTITY_TABLES = ("identity_map", "customer_golden")
 
 _BUILD_LOCK = threading.Lock()
 _LOCAL = threading.local()
@@ -156,7 +158,8 @@ def timeline_events(table: Callable[[str], Table], sources: list[TimelineSource]
 
 def _key(ws: Workspace) -> tuple[str, dict[str, int], list[TimelineSource]] | None:
     sources = _sources(ws)
-    names = sorted({*TABLES, *(s.table for s in sources)})
+    # identity resolution's merges change what the source tables show (kehu.identity.follow)
+    names = sorted({*TABLES, *(s.table for s in sources), *IDENTITY_TABLES})
     versions = {t: v for t in names if (v := ws.warehouse.head_version(t)) is not None}
     if "customers" not in versions:
         return None
@@ -214,17 +217,18 @@ def _build(ws: Workspace, target: Lookup) -> None:
             raw.execute(f'CREATE TABLE {alias}."{TIMELINE}" AS SELECT * FROM ({sql}) '
                         'ORDER BY customer_id, time DESC, source, ref')
         for name in sorted(target.tables - {TIMELINE}):
-            t = eng.table(name)  # binds the warehouse table as a DuckDB view called `name`
+            t = eng.table(name)  # as analyses see it (following identity merges)
             cols = t.columns
+            src = f"({ibis.to_sql(t, dialect='duckdb')})"
             if name == SCORES:
                 order = ", ".join(f'"{c}" DESC' for c in ("as_of", "run_id") if c in cols)
-                select = (f'SELECT * FROM "{name}" QUALIFY row_number() OVER '
+                select = (f'SELECT * FROM {src} QUALIFY row_number() OVER '
                           f'(PARTITION BY customer_id ORDER BY {order}) = 1 '
                           "ORDER BY customer_id")
             elif "customer_id" in cols:
-                select = f'SELECT * FROM "{name}" ORDER BY customer_id'
+                select = f'SELECT * FROM {src} ORDER BY customer_id'
             else:
-                select = f'SELECT * FROM "{name}"'
+                select = f'SELECT * FROM {src}'
             raw.execute(f'CREATE TABLE {alias}."{name}" AS {select}')
     finally:
         raw.execute(f"DETACH {alias}")

@@ -61,7 +61,7 @@ def with_kehu_key(table: Table, mapping: Table, column: str = "customer_id") -> 
 def keyed(engine: Engine, name: str, column: str = "customer_id") -> Table:
     """The warehouse table ``name`` with its customer ids following the merged keys
     (unchanged when identity resolution has not run)."""
-    t = engine.table(name)
+    t = engine.table(name, follow_identity=False)
     if not engine.warehouse.exists(MAP_TABLE):
         return t.mutate(source_customer_id=t[column]).relocate("source_customer_id")
     return with_kehu_key(t, engine.table(MAP_TABLE), column)
@@ -70,7 +70,7 @@ def keyed(engine: Engine, name: str, column: str = "customer_id") -> Table:
 def source_records(engine: Engine) -> pa.Table:
     """The customers of the warehouse as identity records: their columns, ``record_id``
     (= ``customer_id``) and ``updated_at`` (when the import that wrote the row finished)."""
-    t = engine.table("customers")
+    t = engine.table("customers", follow_identity=False)
     cols = [c for c in SOURCE_COLUMNS if c in t.columns]
     sel: dict[str, Any] = {c: t[c] for c in cols}
     if engine.warehouse.exists("_imports") and "_import_id" in t.columns:

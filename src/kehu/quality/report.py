@@ -90,7 +90,7 @@ def build_report(ws: Workspace, entities: list[str] | None = None,
     dup_customers: dict[str, Any] = {"groups": 0, "customers": 0, "examples": []}
     for name in entities or list(IMPORT_ORDER):
         ent = ENTITIES[name]
-        t = engine.table(name)
+        t = engine.table(name, follow_identity=False)
         n = int(t.count().to_pyarrow().as_py())
         if n == 0:
             empty.append(name)

@@ -76,9 +76,28 @@ class Engine:
         """The Ibis backend."""
         raise NotImplementedError
 
-    def table(self, name: str) -> Table:
+    #: whether :meth:`table` shows source tables with merged customers as one (see
+    #: :mod:`kehu.identity.follow`); the workspace sets it from ``[identity]`` settings
+    follow_identity: bool = False
+
+    def table(self, name: str, *, follow_identity: bool | None = None) -> Table:
         """The warehouse table ``name`` as an Ibis table (empty with the canonical schema when
-        an entity has not been imported yet)."""
+        an entity has not been imported yet).
+
+        When identity resolution has merged customers and :attr:`follow_identity` is on (or
+        ``follow_identity=True``), source tables follow the merges: facts of every merged
+        record carry its customer's surviving id, and ``customers`` has one row per customer
+        with the golden record's fields (:func:`kehu.identity.follow.follow`)."""
+        t = self._bind(name)
+        follow = self.follow_identity if follow_identity is None else follow_identity
+        if follow and name in ENTITIES:
+            from kehu.identity.follow import follow as follow_merges
+
+            return follow_merges(self, name, t)
+        return t
+
+    def _bind(self, name: str) -> Table:
+        """The warehouse table ``name`` as stored, bound to its current version."""
         raise NotImplementedError
 
     def execute_arrow(self, expr: Any) -> pa.Table:
@@ -186,7 +205,7 @@ class DuckDBEngine(Engine):
             self._con.con.execute("SET enable_progress_bar = false")  # kehu draws its own
         return self._con
 
-    def table(self, name: str) -> Table:
+    def _bind(self, name: str) -> Table:
         version = self.warehouse.version(name)
         if name not in self._bound or self._bound[name] != version:
             raw = self.con.con

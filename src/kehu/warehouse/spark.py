@@ -186,7 +186,7 @@ class SparkEngine(Engine):
         return self._delta_format
 
     # -- tables -------------------------------------------------------------------------------
-    def table(self, name: str) -> Table:
+    def _bind(self, name: str) -> Table:
         version = self.warehouse.version(name)
         if name not in self._bound or self._bound[name] != version:
             df = self._read(name, version)

@@ -72,12 +72,20 @@ def create_app(settings: Settings, workspace: Workspace) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workspace.store.ensure_current()
+        warming: threading.Thread | None = None
+        stop = _Stop()
         if web.warm_on_start:
             from kehu.dashboard import warm
 
-            threading.Thread(target=_warm_quietly, args=(warm, workspace), daemon=True,
-                             name="kehu-warm-dashboard").start()
+            warming = threading.Thread(target=_warm_quietly, args=(warm, workspace, stop),
+                                       daemon=True, name="kehu-warm-dashboard")
+            warming.start()
         yield
+        if warming is not None:
+            # a thread left inside DuckDB when the interpreter exits aborts the process:
+            # stop it between steps, interrupt the query it is in, and wait for it
+            stop.stop()
+            warming.join(timeout=120)
         workspace.close()
 
     app = FastAPI(title="kehu", version=_version(), lifespan=lifespan,
@@ -106,7 +114,21 @@ def app_from_environment() -> FastAPI:
     return create_app(ws.settings, ws)
 
 
-def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace) -> None:
+class _Stop:
+    """Asks the warming thread to stop: no further step, and the query it is in interrupted."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.workspace: Workspace | None = None
+
+    def stop(self) -> None:
+        self.event.set()
+        if self.workspace is not None:
+            self.workspace.interrupt()
+
+
+def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace,
+                  stop: _Stop | None = None) -> None:
     """Warm the dashboard, the 360 lookup and the customer index; a failure only costs the
     first visitor the wait, so it is logged.
 
@@ -115,14 +137,24 @@ def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace) -> 
     from kehu.customer360.lookup import prepare
     from kehu.customers.search import warm_index
 
+    stop = stop or _Stop()
     own = Workspace(workspace.root, workspace.settings)
+    stop.workspace = own
+    steps: list[Callable[[Workspace], object]] = [
+        warm,
+        prepare,     # the customer 360 page's sorted copy of the data
+        warm_index,  # the customer list's and the scope check's index
+    ]
     try:
-        warm(own)
-        prepare(own)  # the customer 360 page's sorted copy of the data
-        warm_index(own)  # the customer list's and the scope check's index
+        for step in steps:
+            if stop.event.is_set():
+                break
+            step(own)
     except Exception:  # logged: the app serves on
-        logging.getLogger("kehu.web").exception("warming the dashboard failed")
+        if not stop.event.is_set():
+            logging.getLogger("kehu.web").exception("warming the dashboard failed")
     finally:
+        stop.workspace = None
         own.close()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -16,7 +16,7 @@ from kehu.analytics.rfm import RfmClassScheme
 from kehu.customer360.service import customer_360, kind_label
 from kehu.customers import CustomerQuery, Scope, get_visible, search
 from kehu.dashboard.service import STAGE_LABELS
-from kehu.errors import KehuInputError
+from kehu.errors import KehuInputError, NotFoundError
 from kehu.i18n import _
 from kehu.store import services as sv
 from kehu.store.services import NoteIn
@@ -127,7 +127,16 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
                   ws: WorkspaceDep) -> Response:
     """One customer's 360 page."""
     locale = apply_locale(request)
-    row = get_visible(ws, customer_id, scope_of(user))  # 404 outside the user's scope
+    try:
+        row = get_visible(ws, customer_id, scope_of(user))  # 404 outside the user's scope
+    except NotFoundError:
+        # a record identity resolution merged into another: its customer's page
+        from kehu.identity.follow import surviving_id
+
+        survivor = surviving_id(ws.engine, customer_id)
+        if survivor is None:
+            raise
+        return RedirectResponse(f"/customers/{quote(survivor, safe='')}", status_code=303)
     c360 = customer_360(ws, customer_id)
     if scope_of(user).mask_phone:
         c360.profile["phone"] = row.get("phone")
