@@ -63,6 +63,10 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/data/imports/{import_id}"): ANALYSTS,
     ("GET", "/data/imports/{import_id}/rejects.csv"): ANALYSTS,
     ("GET", "/data/quality"): ANALYSTS,
+    ("GET", "/identity"): ANALYSTS,
+    ("POST", "/identity/reviews/{pair_id}"): ANALYSTS,
+    ("GET", "/identity/journal"): ANALYSTS,
+    ("POST", "/identity/journal/{entry_id}/undo"): ANALYSTS,
     ("GET", "/models"): ANALYSTS,
     ("GET", "/models/{model_id}"): ANALYSTS,
     ("GET", "/settings"): ANALYSTS,
@@ -116,6 +120,11 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/campaigns/{campaign_id}/results"): PLANNERS,
     ("GET", "/api/v1/imports"): ANALYSTS,
     ("GET", "/api/v1/imports/{import_id}/rejects"): ANALYSTS,
+    ("GET", "/api/v1/identity/status"): ANALYSTS,
+    ("GET", "/api/v1/identity/reviews"): ANALYSTS,
+    ("POST", "/api/v1/identity/reviews/{pair_id}"): ANALYSTS,
+    ("GET", "/api/v1/identity/journal"): ANALYSTS,
+    ("POST", "/api/v1/identity/journal/{entry_id}/undo"): ANALYSTS,
     ("GET", "/api/v1/models"): ANALYSTS,
     ("GET", "/api/v1/models/{model_id}"): ANALYSTS,
 }
@@ -127,7 +136,7 @@ OPEN = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("POST", "/l
 SAMPLES = {"customer_id": "NO-SUCH-CUSTOMER", "name": "no-such-segment",
            "campaign_id": "NO-SUCH-CAMPAIGN", "task_id": "999999", "import_id": "no-such-import",
            "model_id": "no-such-model", "key": "no-such-setting", "username": "no-such-user",
-           "token_id": "999999"}
+           "token_id": "999999", "pair_id": "999999", "entry_id": "999999"}
 
 
 @pytest.fixture(scope="module")

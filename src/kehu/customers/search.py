@@ -446,6 +446,9 @@ class _Warm:
     counts: OrderedDict[tuple[Any, ...], int] = field(default_factory=OrderedDict)
     #: Ibis tables by name (asking the backend for a table's schema costs ~1 ms)
     tables: dict[str, Table] = field(default_factory=dict)
+    #: copies of the live table sorted in one order, by rank column (least recently used
+    #: dropped beyond :data:`MAX_SORTED`)
+    sorted: OrderedDict[str, str] = field(default_factory=OrderedDict)
 
     def forget(self, name: str) -> None:
         """Drop what is kept of a dropped table (its Ibis table, queries naming it)."""
@@ -486,6 +489,8 @@ _VERSIONS: dict[str, tuple[int, int | None]] = {}
 MAX_WARM = 4
 MAX_SEGMENTS = 16
 MAX_COUNTS = 4096
+#: sorted copies of the live table kept per warm index (each ~100 MB at 1 M customers)
+MAX_SORTED = 4
 
 
 def invalidate(ws: Workspace | None = None) -> None:
@@ -579,6 +584,31 @@ def _load_managers(ws: Workspace, w: _Warm) -> None:
     if old is not None:
         con.drop_table(old, force=True)
         w.forget(old)
+    for copy in w.sorted.values():   # copies of the previous live table
+        con.drop_table(copy, force=True)
+        w.forget(copy)
+    w.sorted.clear()
+
+
+def _sorted_copy(w: _Warm, rank: str) -> Table:
+    """The live table's rows in the order of ``rank`` (made on first use, under a second at
+    1 M customers). A filtered page is then the first matching rows after the offset: DuckDB
+    keeps a table's insertion order in a scan without ORDER BY and stops at the LIMIT, so
+    a page costs a few ms instead of a top-k over every match (measured at 1 M: 2.2 against
+    29 ms of CPU)."""
+    name = w.sorted.get(rank)
+    if name is None:
+        live = w.table(w.live)
+        name = f"{w.live}_by{rank}"
+        w.con.create_table(name, live.select(*ROW_COLUMNS, live[rank]).order_by(rank),
+                           overwrite=True)
+        w.sorted[rank] = name
+        while len(w.sorted) > MAX_SORTED:
+            gone = w.sorted.popitem(last=False)[1]
+            w.con.drop_table(gone, force=True)
+            w.forget(gone)
+    w.sorted.move_to_end(rank)
+    return w.table(name)
 
 
 def _segment_members(ws: Workspace, w: _Warm, name: str) -> Table:
@@ -713,16 +743,30 @@ def search(ws: Workspace, query: CustomerQuery, scope: Scope) -> CustomerPage:
         conds = _conditions(t, query, scope, members, w.stats, p)
         rank = t[rank_column(query.sort, query.desc)]
         offset = (query.page - 1) * query.page_size
-        key = (w.live, tuple(p.shape), rank.get_name())
+        # filters on the list's own columns read the copy sorted in the page's order; a text
+        # search (few matches) and a segment (a join, which need not keep the order) do not
+        by_copy = bool(conds) and not query.q and members is None
+        copy = _sorted_copy(w, rank.get_name()) if by_copy else None
+        # keyed by the table the page reads: dropping a copy forgets its queries
+        key = (copy.get_name() if copy is not None else w.live, tuple(p.shape),
+               rank.get_name())
         compiled = w.sql.get(key)
         if compiled is None:   # compiled once per shape: compiling costs more than running
             if conds:
                 f = t.filter(*conds)
                 count_sql = bind_markers(str(ibis.to_sql(f.count(), dialect="duckdb")),
                                          p.values)
-                page_sql = bind_markers(str(ibis.to_sql(
-                    f.select(*ROW_COLUMNS, rank).order_by(rank), dialect="duckdb")),
-                    p.values) + "\nLIMIT $limit OFFSET $offset"
+                if copy is not None:
+                    c = copy
+                    cp = _Params()
+                    page_sql = bind_markers(str(ibis.to_sql(
+                        c.filter(*_conditions(c, query, scope, None, w.stats, cp))
+                        .select(*ROW_COLUMNS, c[rank.get_name()]), dialect="duckdb")),
+                        cp.values) + "\nLIMIT $limit OFFSET $offset"
+                else:
+                    page_sql = bind_markers(str(ibis.to_sql(
+                        f.select(*ROW_COLUMNS, rank).order_by(rank), dialect="duckdb")),
+                        p.values) + "\nLIMIT $limit OFFSET $offset"
             else:   # every customer: the page is a range of the order's positions
                 count_sql = None
                 lo = ibis.literal(marker("lo")).cast("int64")

@@ -3,9 +3,10 @@ schema) and/or an ``api`` router (JSON under ``/api/v1``):
 
 ``auth`` (login, logout, language), ``pages`` (dashboard, audit), ``customers`` (list, 360),
 ``explorer`` (OLAP cube), ``segments``, ``campaigns``, ``inbox`` (tasks and alerts),
-``data`` (imports, rejects, quality), ``models`` (model cards), ``settings`` (tiers,
-lifecycle, contact policy, service levels, alert rules), ``users`` (user admin, password),
-``api`` (health, me, tokens), ``api_customers``.
+``data`` (imports, rejects, quality), ``identity`` (review queue, merge journal),
+``models`` (model cards), ``settings`` (tiers, lifecycle, contact policy, service levels,
+alert rules), ``users`` (user admin, password), ``api`` (health, me, tokens),
+``api_customers``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from importlib import import_module
 from fastapi import APIRouter
 
 AREAS = ("auth", "pages", "customers", "explorer", "segments", "campaigns", "inbox", "data",
-         "models", "settings", "users", "api", "api_customers")
+         "identity", "models", "settings", "users", "api", "api_customers")
 
 
 def ROUTERS() -> list[APIRouter]:
