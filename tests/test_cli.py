@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 KEHU = [sys.executable, "-m", "kehu.cli.main"]
@@ -123,7 +124,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         assert rep["read"] == rep["loaded"] + rep["rejected"]
     # the planted dirty rows show up as rejects (at least the transaction ones)
     assert by_entity["transactions"]["rejected"] > 0
-    assert out["headline"]["customers"] == by_entity["customers"]["loaded"]
+    # identity resolution merged the planted duplicates: one customer per kehu key
+    ident = out["identity"]
+    assert ident["records"] == by_entity["customers"]["loaded"]
+    planted = pq.read_table(tmp_path / "demo" / "sources" / "truth" / "duplicates.parquet")
+    assert ident["records"] - ident["customers"] == planted.num_rows > 0
+    assert out["headline"]["customers"] == ident["customers"]
     assert 0.5 < out["headline"]["top20_revenue_share"] < 0.95
     # and trained a churn model: the riskiest customers come with reasons, riskiest first
     risks = [c["churn_risk"] for c in out["churn"]]

@@ -91,6 +91,24 @@ def follow(engine: Engine, name: str, table: Table) -> Table:
                if c in table.columns]
     if not columns or not _has_merges(engine):
         return table
+    # the same expression for the same versions: analytics may build a predicate from one
+    # call of engine.table(name) and apply it to another
+    wh = engine.warehouse
+    key = (name, wh.version(name), wh.version(MAP_TABLE), wh.version(GOLDEN_TABLE))
+    cache: dict[tuple[Any, ...], Table] = engine.__dict__.setdefault("_identity_followed", {})
+    hit = cache.get(key)
+    # (re)bind the tables the expression reads: the engine may have dropped a cached copy
+    engine.table(MAP_TABLE, follow_identity=False)
+    if name == "customers" and wh.exists(GOLDEN_TABLE):
+        engine.table(GOLDEN_TABLE, follow_identity=False)
+    if hit is None:
+        if len(cache) > 64:   # versions moved on
+            cache.clear()
+        hit = cache[key] = _follow(engine, name, table, columns)
+    return hit
+
+
+def _follow(engine: Engine, name: str, table: Table, columns: list[str]) -> Table:
     # views: two followed tables joined in one query must not share relations (Ibis would
     # take the join for a self-join)
     merged = survivors(engine.table(MAP_TABLE, follow_identity=False).view())

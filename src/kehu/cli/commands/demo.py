@@ -99,19 +99,31 @@ def demo(
     (root / DEMO_MARK).write_text("kehu demo workspace: 'kehu demo' re-creates it\n")
     sources = root / "sources"
     if not json:
-        err_console.print(_("1/4 Generating {n} customers ({industry}) into {path}").format(
+        err_console.print(_("1/5 Generating {n} customers ({industry}) into {path}").format(
             n=f"{customers:,}", industry=industry, path=sources))
     summary = _generate(run, sources, industry, customers, seed, date(2023, 1, 1),
                         date(2025, 12, 31), 0.02, json)
     if not json:
-        err_console.print(_("2/4 Importing the exports through the importers"))
+        err_console.print(_("2/5 Importing the exports through the importers"))
     with progress(enabled=not json and sys.stderr.isatty()) as prog:
         task = prog.add_task(_("Importing"), total=1000)
         reports = load_manifest(ws, summary.manifest, progress=lambda label, f: prog.update(
             task, completed=int(f * 1000), description=label))
     if not json:
         show_reports(reports)
-        err_console.print(_("3/4 Analysing"))
+        err_console.print(_("3/5 Resolving identities across the source systems"))
+    from kehu.identity import service as identity
+
+    resolved = identity.run(ws, actor="demo")
+    if not json:
+        err_console.print(_(
+            "{records} customer records are {customers} customers: {merged} records merged "
+            "into another, {pending} uncertain pairs wait for review (kehu identity review, "
+            "or the Identities page)").format(
+            records=f"{resolved.records:,}", customers=f"{resolved.customers:,}",
+            merged=f"{resolved.records - resolved.customers:,}",
+            pending=f"{resolved.review_pairs:,}"))
+        err_console.print(_("4/5 Analysing"))
     from kehu.analytics.run import analysis_run
 
     run_report = analysis_run(ws)
@@ -120,7 +132,8 @@ def demo(
     rejects = visible_rejects(ws.warehouse)
     result = {"workspace": str(root), "generation": summary.to_dict(),
               "imports": [r.to_dict() for r in reports], "headline": h.to_dict(),
-              "quality": quality, "run": run_report.to_dict(),
+              "quality": quality, "identity": resolved.model_dump(mode="json"),
+              "run": run_report.to_dict(),
               "value": _value_summary(ws, run_report.run_id),
               "churn": _churn_summary(ws, run_report.run_id),
               "campaigns": _campaign_summary(ws),
@@ -132,7 +145,7 @@ def demo(
         _show_value(result["value"])
         _show_churn(result["churn"])
         _show_campaigns(result["campaigns"])
-        err_console.print(_("4/4 Explore: kehu --workspace {path} customer {id}").format(
+        err_console.print(_("5/5 Explore: kehu --workspace {path} customer {id}").format(
             path=root, id=h.top_customers[0]["customer_id"] if h.top_customers else "ID"))
     users = demo_users(ws) if not (no_serve or json) else []
     if users and not json:
