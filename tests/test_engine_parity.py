@@ -332,3 +332,38 @@ def test_how_spark_reads_delta_tables(spark_session: Any, tmp_path: Path) -> Non
                     configuration={"delta.enableDeletionVectors": "true"})
     with pytest.raises(EngineError, match=r"deletionVectors.*spark_read"):
         eng.table("dv")
+
+
+def test_identity_merges_are_followed_the_same_on_both_engines(
+        base: Path, request: pytest.FixtureRequest) -> None:
+    """Source tables following identity resolution's merges (kehu.identity.follow): the same
+    customers, facts and RFM on both engines, and as pandas remaps them."""
+    from kehu.warehouse import Warehouse
+
+    wh = Warehouse(_copy(base, "follow") / "warehouse")
+    ids = sorted(wh.read("customers", ["customer_id"]).column(0).to_pylist())[:40]
+    keys = [f"K{i // 2:03d}" for i in range(len(ids))]        # pairs of customers merged
+    wh.append("identity_map", pa.table({"customer_id": ids, "kehu_key": keys}))
+    wh.append("customer_golden", pa.table({"kehu_key": sorted(set(keys)),
+                                           "name": [f"golden {k}" for k in sorted(set(keys))]}))
+    survivor = {c: ids[2 * (i // 2)] for i, c in enumerate(ids)}
+    tx = wh.read("transactions", ["customer_id", "amount"]).to_pandas()
+    tx["customer_id"] = tx.customer_id.map(lambda c: survivor.get(c, c))
+    want = tx.groupby("customer_id").amount.sum()
+    got = {}
+    for name in ("duckdb", "spark"):
+        e = make_engine(name, wh, request)
+        e.follow_identity = True
+        cust = frame(e, e.table("customers"))
+        assert len(cust) == wh.count("customers") - 20
+        assert set(cust.customer_id) == set(wh.read("customers", ["customer_id"]).column(0)
+                                            .to_pylist()) - set(ids[1::2])
+        assert (cust[cust.customer_id.isin(ids[::2])].name.str.startswith("golden")).all()
+        t = e.table("transactions")
+        per = frame(e, t.group_by("customer_id").aggregate(amount=t.amount.sum()))
+        per = per.set_index("customer_id").amount.sort_index()
+        np.testing.assert_allclose(per.to_numpy(), want.sort_index().to_numpy(), rtol=1e-9)
+        assert list(per.index) == list(want.sort_index().index)
+        got[name] = frame(e, rfm.rfm_classes(rfm.rfm(e.table("transactions"), AS_OF)))
+        e.close()
+    assert_same(got["duckdb"], got["spark"], ["customer_id"])
