@@ -621,7 +621,7 @@ def _render_spark(results: dict[str, Any]) -> str:
         ["per-customer results", "RFM classes, churn features (persisted on the executors)",
          f"{_gb(rfm_b)} and {_gb(feats)}"],
         ["driver", "model fits from bounded samples: ≤ 2 M rows of (x, t_x, T) / (x, m̄) "
-         "counts, ≤ 300 k churn rows, ≤ 200 k rows for k-means", "≈ 0.2 GB of data; 8 GB "
+         "counts, ≤ 300 k churn rows, ≤ 50 k rows for k-means", "≈ 0.2 GB of data; 8 GB "
          "driver memory is ample"],
         ["compute", f"{_s(sp.get('total_median_s'))} on {results.get('spark', {}).get('cpus')} "
          f"cores for {_n(customers)} customers, scaled linearly",

@@ -91,11 +91,25 @@ def fit(engine: Engine, summary: Table, seed: int = 0) -> FittedClv:
         basis["gamma_gamma"] = {"rows": g.num_rows, "sampled": True}
     else:
         basis["gamma_gamma"] = {"rows": g.num_rows, "sampled": False}
-    # m̄ is a mean: the engines' sums may differ in the last bit (see round_significant)
-    gg = GammaGamma().fit(g.column("frequency").to_numpy().astype(float),
-                          round_significant(g.column("monetary_value").to_numpy()),
-                          weights=g.column("n").to_numpy().astype(float))
+    # m̄ is a mean: the engines' sums may differ in the last bit (see round_significant), so
+    # rows are grouped again once rounded — both engines then fit on the very same rows
+    gx, gm, gw = _regrouped(g.column("frequency").to_numpy().astype(float),
+                            round_significant(g.column("monetary_value").to_numpy()),
+                            g.column("n").to_numpy().astype(float))
+    basis["gamma_gamma"]["rows"] = len(gx)
+    gg = GammaGamma().fit(gx, gm, weights=gw)
     return FittedClv(summary, bg, gg, basis)
+
+
+def _regrouped(x: np.ndarray, m: np.ndarray, n: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with equal (x, m) merged, their weights summed, sorted by (x, m).
+
+    >>> _regrouped(np.array([1., 1., 2.]), np.array([5., 5., 3.]), np.array([1., 2., 4.]))
+    (array([1., 2.]), array([5., 3.]), array([3., 4.]))
+    """
+    keys, inverse = np.unique(np.stack([x, m], axis=1), axis=0, return_inverse=True)
+    return keys[:, 0], keys[:, 1], np.bincount(inverse.ravel(), weights=n)
 
 
 def _capped(engine: Engine, expr: Table) -> pa.Table | None:

@@ -79,7 +79,7 @@ class BehaviourClusters(Model):
     """k-means with k from ``k_range`` chosen by the best silhouette score."""
 
     def __init__(self, k_range: tuple[int, int] = (2, 8), random_state: int = 0,
-                 sample: int = 5000, fit_sample: int = 200_000) -> None:
+                 sample: int = 5000, fit_sample: int = 50_000) -> None:
         self.k_range = k_range
         self.random_state = random_state
         self.sample = sample
