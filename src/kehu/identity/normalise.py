@@ -71,9 +71,13 @@ def phones(a: pa.Array) -> pa.Array:
     brackets removed (a landline keeps its leading 0); numbers of other countries keep their
     ``+`` and country code. Fewer than 5 digits: null."""
     s = _text(a)
-    intl = pc.match_substring_regex(s, r"^(\+|00)")
-    china = pc.match_substring_regex(s, r"^(\+|00)\D*86")
     d = pc.replace_substring_regex(s, r"\D", "")
+    plus = pc.match_substring_regex(s, r"^\+")
+    # the international prefix is read from the digits ("0-0852 …" too), so a result never
+    # starts with 00 and normalising twice changes nothing
+    intl = pc.or_(plus, pc.match_substring_regex(d, r"^00"))
+    china = pc.or_(pc.and_(plus, pc.match_substring_regex(d, r"^86")),
+                   pc.match_substring_regex(d, r"^0086"))
     d = pc.if_else(china, pc.replace_substring_regex(d, r"^(?:00)?86", ""), d)
     mobile = r"^1[3-9]\d{9}$"
     landline = pc.and_(china, pc.invert(pc.or_(pc.match_substring_regex(d, mobile),
@@ -82,7 +86,6 @@ def phones(a: pa.Array) -> pa.Array:
     domestic86 = pc.and_(pc.invert(intl), pc.match_substring_regex(d, r"^861[3-9]\d{9}$"))
     d = pc.if_else(domestic86, pc.utf8_slice_codeunits(d, 2), d)
     foreign = pc.and_(intl, pc.invert(china))
-    plus = pc.match_substring_regex(s, r"^\+")
     code = pc.if_else(plus, d, pc.replace_substring_regex(d, r"^00", ""))   # 00 852 … → +852 …
     d = pc.if_else(foreign, pc.binary_join_element_wise("+", code, ""), d)
     short = pc.less(pc.utf8_length(pc.replace_substring_regex(d, r"\D", "")), 5)
