@@ -59,7 +59,9 @@ class BetaGeo(Model):
             w = np.asarray(weights, dtype=float)
         self.n_customers_ = int(w.sum())
         self.n_distinct_ = len(w)
-        theta, ll, se = fit_positive(lambda th: _loglik(th, x, tx, t, w),
+        # the special functions depend on x only, which takes few values: computed per value
+        ux, ix = np.unique(x, return_inverse=True)
+        theta, ll, se = fit_positive(lambda th: _loglik(th, x, tx, t, w, (ux, ix.ravel())),
                                      np.array(self.start, dtype=float), self.param_names)
         self.params_ = dict(zip(self.param_names, theta.tolist(), strict=True))
         self.standard_errors_ = dict(zip(self.param_names, se.tolist(), strict=True))
@@ -118,12 +120,22 @@ def _validate(x: np.ndarray, tx: np.ndarray, t: np.ndarray) -> None:
 
 
 def _loglik(theta: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray,
-            w: np.ndarray) -> tuple[float, np.ndarray]:
-    """Weighted BG/NBD log-likelihood and its gradient wrt (r, alpha, a, b)."""
+            w: np.ndarray, distinct: tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[float, np.ndarray]:
+    """Weighted BG/NBD log-likelihood and its gradient wrt (r, alpha, a, b).
+
+    ``distinct``: the distinct values of ``x`` and each row's index into them; the gamma,
+    beta and digamma terms are then evaluated once per value (the same numbers, a fraction
+    of the time: ~50 frequencies against ~10⁶ rows)."""
     r, alpha, a, b = theta
     pos = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = betaln(a, b + x) - betaln(a, b)  # = ln[B(a, b+x) / B(a, b)]
+    ux, ix = distinct if distinct is not None else (x, None)
+
+    def per_x(values: np.ndarray) -> np.ndarray:
+        return values if ix is None else values[ix]
+
+    a1 = per_x(gammaln(r + ux) - gammaln(r)) + r * np.log(alpha)
+    a2 = per_x(betaln(a, b + ux) - betaln(a, b))  # = ln[B(a, b+x) / B(a, b)]
     a3 = -(r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
         a4 = np.where(pos, np.log(a) - np.log(b + x - 1) - (r + x) * np.log(alpha + tx), -np.inf)
@@ -133,12 +145,12 @@ def _loglik(theta: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray,
     ll = float(np.sum(w * (a1 + a2 + lse)))
     w3 = e3 / (e3 + e4)
     w4 = 1 - w3
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + T) \
+    d_r = per_x(digamma(r + ux) - digamma(r)) + np.log(alpha) - w3 * np.log(alpha + T) \
         - w4 * np.where(pos, np.log(alpha + tx), 0.0)
     d_alpha = r / alpha - w3 * (r + x) / (alpha + T) \
         - w4 * np.where(pos, (r + x) / (alpha + tx), 0.0)
-    d_a = digamma(a) - digamma(a + b + x) - digamma(a) + digamma(a + b) + w4 / a
-    d_b = digamma(b + x) - digamma(a + b + x) - digamma(b) + digamma(a + b) \
+    d_a = per_x(digamma(a) - digamma(a + b + ux) - digamma(a) + digamma(a + b)) + w4 / a
+    d_b = per_x(digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b)) \
         - w4 * np.where(pos, 1.0 / np.where(pos, b + x - 1, 1.0), 0.0)
     grad = np.array([np.sum(w * d) for d in (d_r, d_alpha, d_a, d_b)])
     return ll, grad
