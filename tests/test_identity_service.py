@@ -11,11 +11,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 
 from kehu import Workspace
 from kehu.demo import generate
@@ -24,6 +26,7 @@ from kehu.identity import service
 from kehu.identity import tables as tb
 from kehu.identity.quality import pairs_of_clusters, score
 from kehu.ingest.importer import Importer, plan_import
+from kehu.store.models import AuditEntry, IdentityPair
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +169,173 @@ def test_keep_apart_splits_a_customer_and_later_runs_respect_it(
     assert _keys(ws) == keys
 
 
+def _audit(ws: Workspace, action: str) -> list[AuditEntry]:
+    with ws.store.session() as s:
+        return list(s.scalars(select(AuditEntry).where(AuditEntry.action == action)
+                              .order_by(AuditEntry.id)))
+
+
+def _pair(ws: Workspace, pid: int) -> IdentityPair:
+    with ws.store.session() as s:
+        return s.get_one(IdentityPair, pid)
+
+
+def test_reopen_a_kept_apart_pair_then_merge_it(ws: Workspace) -> None:
+    """Keeping apart two records with two keys changes no key, so it has no journal entry to
+    undo; reopening puts it back in the queue, and the merge it forbade is then allowed."""
+    service.run(ws, actor="t")
+    before = _keys(ws)
+    singles = sorted(k for k, v in before.items() if list(before.values()).count(v) == 1)
+    a, b = singles[1], singles[-2]
+    pid = service.pair_for(ws, a, b, actor="ann")
+    res = service.decide(ws, pid, "keep_apart", actor="ann", note="two people")
+    assert res.journal_id is None and res.changed_records == 0 and _keys(ws) == before
+    with pytest.raises(KehuInputError, match="kept apart"):
+        service.decide(ws, pid, "merge", actor="ann")
+    [item] = service.queue(ws, status="keep_apart")
+    assert item.pair_id == pid and item.journal_id is None
+
+    out = service.reopen(ws, pid, actor="bob")
+    assert (out.pair_id, out.status, out.journal_id, out.changed_records) == \
+        (pid, "pending", None, 0)
+    assert set(out.keys) == {before[a], before[b]} and _keys(ws) == before
+    p = _pair(ws, pid)
+    assert (p.status, p.decided_by, p.decided_at, p.note) == ("pending", None, None, None)
+    assert service.queue(ws, status="keep_apart") == []
+    assert pid in [it.pair_id for it in service.queue(ws, limit=10_000)]
+    # audited: who reopened which decision (who took it, and its note)
+    [entry] = _audit(ws, "reopen")
+    assert (entry.actor, entry.object_type, entry.object_id) == ("bob", "identity_pair",
+                                                                 str(pid))
+    assert entry.details["was"]["status"] == "keep_apart"
+    assert entry.details["was"]["decided_by"] == "ann"
+    assert entry.details["was"]["note"] == "two people"
+    assert service.status(ws).kept_apart_pairs == 0 and service.status(ws).journal_entries == 0
+
+    with pytest.raises(KehuInputError, match=rf"Pair #{pid} is pending already"):
+        service.reopen(ws, pid, actor="bob")
+
+    merged = service.decide(ws, pid, "merge", actor="bob")   # allowed now, and it works
+    m = ws.warehouse.read(tb.MAP_TABLE).to_pandas().set_index("customer_id")["kehu_key"]
+    kept = min(before[a], before[b])
+    assert m[a] == m[b] == kept and merged.journal_id
+    assert {k: v for k, v in m.items() if k not in (a, b)} == \
+        {k: v for k, v in before.items() if k not in (a, b)}
+    golden = ws.warehouse.read(tb.GOLDEN_TABLE).to_pandas().set_index("kehu_key")
+    assert golden.loc[kept, "records"] == 2 and max(before[a], before[b]) not in golden.index
+
+    # a merge in effect is undone through its journal entry, not reopened
+    with pytest.raises(KehuInputError, match=rf"kehu identity undo {merged.journal_id}\)"):
+        service.reopen(ws, pid, actor="bob")
+    assert _pair(ws, pid).status == "merge" and _keys(ws)[a] == kept
+    [item] = service.queue(ws, status="merge")
+    assert item.journal_id == merged.journal_id
+    service.undo(ws, merged.journal_id, actor="bob")   # back to the queue, keys back
+    assert _pair(ws, pid).status == "pending" and _keys(ws) == before
+    with pytest.raises(NotFoundError, match="no review pair #999"):
+        service.reopen(ws, 999, actor="bob")
+
+
+def test_reopen_is_refused_while_a_split_is_in_effect_and_allowed_for_a_keyless_merge(
+        ws: Workspace, demo: Path) -> None:
+    service.run(ws, actor="t")
+    keys = _keys(ws)
+    (c, w), (d, x) = sorted(_truth(demo, set(keys)))[:2]   # planted duplicates: one key each
+    assert keys[c] == keys[w] and keys[d] == keys[x]
+    split = service.pair_for(ws, c, w, actor="t")
+    res = service.decide(ws, split, "keep_apart", actor="t")
+    assert res.journal_id and _keys(ws)[c] != _keys(ws)[w]
+    with pytest.raises(KehuInputError, match=rf"split is still in effect.*identity undo "
+                                             rf"{res.journal_id}\)"):
+        service.reopen(ws, split, actor="t")
+    assert _pair(ws, split).status == "keep_apart" and _keys(ws)[c] != _keys(ws)[w]
+    # confirming a merge the model made changes no key: it can be reopened, keys stay
+    same = service.pair_for(ws, d, x, actor="t")
+    confirmed = service.decide(ws, same, "merge", actor="t")
+    assert confirmed.journal_id is None
+    assert service.reopen(ws, same, actor="t").status == "pending"
+    assert _pair(ws, same).status == "pending" and _keys(ws)[d] == _keys(ws)[x] == keys[d]
+
+
+def _layout(wh: Any, name: str) -> tuple[list[str], int, int]:
+    """The table's customer ids, row group by row group in the order of each group's first
+    id (so: all ids sorted when each group holds a run of the sorted ids), its row groups
+    and their largest size."""
+    runs: list[list[str]] = []
+    for f in wh.delta(name).file_uris():
+        pf = pq.ParquetFile(f)
+        for i in range(pf.metadata.num_row_groups):
+            runs.append(pf.read_row_group(i, columns=["customer_id"]).column(0)
+                        .cast(pa.string()).to_pylist())
+    return [x for r in sorted(runs) for x in r], len(runs), max(map(len, runs))
+
+
+def test_records_and_keys_are_read_by_customer_from_a_few_row_groups(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both tables are written sorted by customer id in small row groups, and stay so after
+    decisions; a lookup reads only the groups that hold the ids, and gives what a filter of
+    the whole table gives; the map's counts are those of the table."""
+    monkeypatch.setattr(tb, "ROW_GROUP", 16)
+    service.run(ws, actor="t")
+    wh = ws.warehouse
+    for name in (tb.RECORDS_TABLE, tb.MAP_TABLE):
+        ids, groups, biggest = _layout(wh, name)
+        assert ids == sorted(ids) and len(ids) == wh.count("customers")
+        assert biggest == 16 and groups == -(-len(ids) // 16)
+    before = _keys(ws)
+    singles = sorted(k for k, v in before.items() if list(before.values()).count(v) == 1)
+    res = service.decide(ws, service.pair_for(ws, singles[0], singles[-1], actor="t"),
+                         "merge", actor="t")
+    ids, _groups, biggest = _layout(wh, tb.MAP_TABLE)
+    assert ids == sorted(ids) and biggest == 16
+    assert pa.types.is_string(wh.delta(tb.MAP_TABLE).to_pyarrow_dataset().schema
+                              .field("kehu_key").type)
+    m = wh.read(tb.MAP_TABLE).to_pandas()
+    # the record that changed key names the journal entry; every other row is as it was
+    moved = max(singles[0], singles[-1], key=lambda r: before[r])
+    journal = m.set_index("customer_id").journal_id
+    assert journal[moved] == res.journal_id and journal.drop(moved).isna().all()
+    assert dict(zip(m.customer_id, m.kehu_key, strict=True)) == \
+        {**before, moved: min(before[singles[0]], before[singles[-1]])}
+    per_key = m.kehu_key.value_counts()
+    assert tb.map_counts(ws.engine) == {"records": len(m), "customers": len(per_key),
+                                        "merged_customers": int((per_key > 1).sum())}
+    st = service.status(ws)
+    assert (st.records, st.customers, st.merged_customers) == \
+        (len(m), len(per_key), int((per_key > 1).sum()))
+
+    read: list[int] = []
+    real = pq.ParquetFile.read_row_groups
+
+    def counting(self: pq.ParquetFile, groups: list[int], **kw: Any) -> pa.Table:
+        read.extend(groups)
+        return real(self, groups, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", counting)
+    want = [*sorted(m.customer_id)[::97][:12], "NO-SUCH-RECORD"]
+    for name in (tb.RECORDS_TABLE, tb.MAP_TABLE):
+        read.clear()
+        got = tb.read_rows(ws.engine, name, "customer_id", want).to_pandas()
+        full = wh.read(name).to_pandas()
+        exp = full[full.customer_id.isin(want)]
+        assert sorted(got.customer_id) == sorted(exp.customer_id) == sorted(want[:-1])
+        pd.testing.assert_frame_equal(
+            got.sort_values("customer_id").reset_index(drop=True)[list(exp.columns)],
+            exp.sort_values("customer_id").reset_index(drop=True), check_dtype=False)
+        assert 0 < len(read) <= len(want)          # one group per id at most, of many
+        assert len(set(read)) < _layout(wh, name)[1] / 4
+    assert tb.read_rows(ws.engine, tb.MAP_TABLE, "customer_id", []).num_rows == 0
+    # a concurrent change of the map between the read and the write fails the commit
+    from deltalake.exceptions import CommitFailedError
+
+    def racing(t: pa.Table) -> pa.Table:
+        tb.write_map(wh, tb.plain(wh.read(tb.MAP_TABLE)))
+        return t
+
+    with pytest.raises(CommitFailedError):
+        wh.rewrite(tb.MAP_TABLE, racing)
+
+
 def test_transactions_follow_the_merged_key(ws: Workspace) -> None:
     service.run(ws, actor="t")
     keys = _keys(ws)
@@ -287,6 +457,7 @@ def test_cli_run_review_decide_undo_status(ws: Workspace, demo: Path) -> None:
     r = _kehu("identity", "decide", f"{c},{d}", "keep_apart", "-w", w, "--json")
     assert r.returncode == 0, r.stderr
     entry = json.loads(r.stdout)["journal_id"]
+    pair = json.loads(r.stdout)["pair_id"]
     r = _kehu("identity", "status", "-w", w, "--journal")
     text = " ".join(r.stdout.split())              # Rich wraps at the terminal's width
     assert r.returncode == 0 and "Merge journal" in text and "1 kept apart" in text
@@ -296,9 +467,22 @@ def test_cli_run_review_decide_undo_status(ws: Workspace, demo: Path) -> None:
     assert [(e["action"], e["kind"]) for e in out["journal"]] == [("split", "manual")]
     r = _kehu("identity", "review", "-w", w, "--status", "keep_apart")
     assert r.returncode == 0 and c in r.stdout
+    r = _kehu("identity", "reopen", str(pair), "-w", w)    # the split is in effect
+    assert r.returncode == 2 and f"kehu identity undo {entry}" in r.stderr
     r = _kehu("identity", "undo", str(entry), "-w", w)
     assert r.returncode == 0 and "previous keys back" in r.stdout
     assert _keys(ws) == keys
+    r = _kehu("identity", "reopen", str(pair), "-w", w)    # the undo reopened it
+    assert r.returncode == 2 and "pending already" in r.stderr
+    singles = sorted(k for k, v in keys.items() if list(keys.values()).count(v) == 1)
+    r = _kehu("identity", "decide", f"{singles[0]},{singles[1]}", "keep_apart", "-w", w,
+              "--json")
+    apart = json.loads(r.stdout)
+    assert apart["journal_id"] is None and apart["status"] == "keep_apart"
+    r = _kehu("identity", "reopen", str(apart["pair_id"]), "-w", w)
+    assert r.returncode == 0, r.stderr
+    assert f"Pair #{apart['pair_id']} reopened" in r.stdout
+    assert service.queue(ws, status="keep_apart") == [] and _keys(ws) == keys
     r = _kehu("identity", "decide", "12345", "merge", "-w", w)
     assert r.returncode == 6 and "Traceback" not in r.stderr and "no review pair" in r.stderr
     r = _kehu("identity", "decide", "1", "perhaps", "-w", w)

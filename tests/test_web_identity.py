@@ -137,6 +137,11 @@ def decide(c: TestClient, pair_id: int, decision: str, **params: Any) -> Any:
                   follow_redirects=False)
 
 
+def reopen(c: TestClient, pair_id: int, **params: Any) -> Any:
+    return c.post(f"/identity/reviews/{pair_id}/reopen", params=params or None,
+                  data={"csrf_token": csrf(c, "/identity")}, follow_redirects=False)
+
+
 def undo(c: TestClient, entry_id: int) -> Any:
     return c.post(f"/identity/journal/{entry_id}/undo",
                   data={"csrf_token": csrf(c, "/identity/journal")}, follow_redirects=False)
@@ -285,6 +290,58 @@ def test_keep_apart_records_the_decision(ann: TestClient, ws: Workspace) -> None
     assert keys(ws) == before and pairs_in_store(ws, "keep_apart") == {pid: (a, b)}
 
 
+def test_reopen_a_kept_apart_pair_then_merge_it(ann: TestClient, ws: Workspace) -> None:
+    """Keep a pair apart (no key changes, so no journal entry to undo), reopen it from the
+    "Kept apart" view, and merge it: the merge it forbade now joins the keys."""
+    before = keys(ws)
+    pid = service.queue(ws, limit=1)[0].pair_id
+    a, b = pairs_in_store(ws, "pending")[pid]
+    assert decide(ann, pid, "keep_apart").status_code == 303
+    apart = ann.get("/identity", params={"status": "keep_apart", "page": "1"}).text
+    card = apart.split(f'id="pair-{pid}"')[1].split("</article>")[0]
+    form = re.search(r'<form method="post" action="([^"]+)" class="reopen">(.*?)</form>', card,
+                     re.S)
+    assert form, "no Reopen form on the kept-apart pair"
+    assert unescape(form.group(1)) == f"/identity/reviews/{pid}/reopen?status=keep_apart&page=1"
+    assert 'name="csrf_token"' in form.group(2) and ">Reopen</button>" in form.group(2)
+    # without the CSRF token: refused, nothing changes
+    r = ann.post(f"/identity/reviews/{pid}/reopen", follow_redirects=False)
+    assert r.status_code == 403 and pairs_in_store(ws, "keep_apart") == {pid: (a, b)}
+
+    r = reopen(ann, pid, status="keep_apart", page="1")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/identity?status=keep_apart&page=1"
+    assert pairs_in_store(ws, "keep_apart") == {} and pid in pairs_in_store(ws, "pending")
+    assert keys(ws) == before
+    page = ann.get(r.headers["location"]).text
+    assert f"Pair #{pid} reopened" in text_of(page, "identity-notice")
+    assert pid not in shown_pairs(page)
+    assert pid in shown_pairs(ann.get("/identity").text)   # waits for a decision again
+    assert ("ann", "reopen", str(pid)) in [(x.actor, x.action, x.object_id)
+                                          for x in sv.audit_log(ws.store, limit=20)]
+    # reopening a pending pair is refused with the reason, on the page
+    r = reopen(ann, pid)
+    assert r.status_code == 422
+    assert f"Pair #{pid} is pending already" in text_of(r.text, "identity-error")
+
+    assert decide(ann, pid, "merge").status_code == 303    # refused before; allowed now
+    after = keys(ws)
+    assert after[a] == after[b] == min(before[a], before[b])
+    # a merge in effect shows its journal entry instead of "Reopen", and reopening it is
+    # refused: it is undone through the journal
+    entry = service.journal(ws, limit=1)[0]
+    merged = ann.get("/identity", params={"status": "merge"}).text
+    card = merged.split(f'id="pair-{pid}"')[1].split("</article>")[0]
+    assert 'class="reopen"' not in card and f'href="/identity/journal#entry-{entry.id}"' in card
+    r = reopen(ann, pid, status="merge", page="1")
+    assert r.status_code == 422
+    msg = text_of(r.text, "identity-error")
+    assert "still in effect" in msg and f"kehu identity undo {entry.id}" in msg
+    assert keys(ws) == after
+    r = reopen(ann, 999_999)
+    assert r.status_code == 404 and "no review pair #999999" in text_of(r.text, "identity-error")
+
+
 def test_a_merge_that_breaks_a_keep_apart_decision_is_refused_with_the_reason(
         ann: TestClient, ws: Workspace) -> None:
     """Keep C apart from W, then merge C with a third record R and try to merge R with W:
@@ -342,11 +399,14 @@ def test_roles_without_permission_get_403_and_change_nothing(app: FastAPI, ws: W
         token = csrf(c, "/account")
         r = c.post(f"/identity/reviews/{pid}", data={"decision": "merge", "csrf_token": token})
         assert r.status_code == 403
+        assert c.post(f"/identity/reviews/{pid}/reopen",
+                      data={"csrf_token": token}).status_code == 403
         h = bearer(ws, name)
         assert_problem(c.get("/api/v1/identity/reviews", headers=h), 403)
         assert_problem(c.post(f"/api/v1/identity/reviews/{pid}", json={"decision": "merge"},
                               headers=h), 403)
         assert_problem(c.post("/api/v1/identity/journal/1/undo", headers=h), 403)
+        assert_problem(c.post(f"/api/v1/identity/reviews/{pid}/reopen", headers=h), 403)
     assert keys(ws) == before and pid in pairs_in_store(ws, "pending")
     # admins may, like analysts
     assert signed_in(app, "ada").get("/identity").status_code == 200
@@ -423,6 +483,36 @@ def test_api_status_reviews_decide_journal_undo(app: FastAPI, ws: Workspace,
     assert_problem(c.get("/api/v1/identity/journal", params={"limit": 0}, headers=h), 422)
     assert_problem(c.post("/api/v1/identity/journal/999999/undo", headers=h), 404)
     assert keys(ws) == m
+
+
+def test_api_reopen(app: FastAPI, ws: Workspace) -> None:
+    c = TestClient(app)
+    h = bearer(ws, "ann")
+    m = keys(ws)
+    pid = service.queue(ws, limit=1)[0].pair_id
+    a, b = pairs_in_store(ws, "pending")[pid]
+    body = assert_problem(c.post(f"/api/v1/identity/reviews/{pid}/reopen", headers=h), 400)
+    assert "pending already" in body["detail"]
+    assert c.post(f"/api/v1/identity/reviews/{pid}", json={"decision": "keep_apart"},
+                  headers=h).status_code == 200
+    row = c.get("/api/v1/identity/reviews", params={"status": "keep_apart"},
+                headers=h).json()["rows"][0]
+    assert row["pair_id"] == pid and row["journal_id"] is None
+    r = c.post(f"/api/v1/identity/reviews/{pid}/reopen", headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"pair_id": pid, "status": "pending", "journal_id": None,
+                        "changed_records": 0, "keys": sorted({m[a], m[b]})}
+    assert pid in pairs_in_store(ws, "pending") and keys(ws) == m
+    st = c.get("/api/v1/identity/status", headers=h).json()
+    assert st["kept_apart_pairs"] == 0 and st["merged_customers"] == 0
+    # merged through the API now; a merge in effect is refused, with the entry to undo
+    out = c.post(f"/api/v1/identity/reviews/{pid}", json={"decision": "merge"},
+                 headers=h).json()
+    assert keys(ws)[a] == keys(ws)[b]
+    body = assert_problem(c.post(f"/api/v1/identity/reviews/{pid}/reopen", headers=h), 400)
+    assert f"kehu identity undo {out['journal_id']}" in body["detail"]
+    assert c.get("/api/v1/identity/status", headers=h).json()["merged_customers"] == 1
+    assert_problem(c.post("/api/v1/identity/reviews/999999/reopen", headers=h), 404)
 
 
 def test_zh_cn(app: FastAPI, ws: Workspace) -> None:

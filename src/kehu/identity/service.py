@@ -1,6 +1,6 @@
 """Identity resolution over a workspace — the services the CLI and the web app share:
-:func:`run`, the review queue (:func:`queue`, :func:`decide`), the merge journal
-(:func:`journal`, :func:`undo`) and :func:`status`.
+:func:`run`, the review queue (:func:`queue`, :func:`decide`, :func:`reopen`,
+:func:`decisions`), the merge journal (:func:`journal`, :func:`undo`) and :func:`status`.
 
 A run reads the warehouse's customers, resolves them (reusing the trained model unless the
 spec or the data's fields changed), respects every decision people took, writes the
@@ -67,6 +67,9 @@ class ReviewItem(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     note: str | None = None
+    #: the journal entry by which the decision changed keys, while it is not undone (the
+    #: decision is then changed by undoing it); None when the decision changed no key
+    journal_id: int | None = None
 
 
 class JournalItem(BaseModel):
@@ -99,6 +102,8 @@ class StatusReport(BaseModel):
     last_run: dict[str, Any] | None
     records: int
     customers: int
+    #: customers (kehu keys) that hold several source records
+    merged_customers: int = 0
     pending: int
     merged_pairs: int
     kept_apart_pairs: int
@@ -162,9 +167,9 @@ def run(ws: Workspace, spec: IdentitySpec | None = None, *, actor: str,
         "kehu_key": keys.keys["kehu_key"],
         "run_id": pa.array([run_id] * keys.keys.num_rows, pa.int64()),
         "journal_id": pa.nulls(keys.keys.num_rows, pa.int64())}, schema=tb.MAP_SCHEMA)
-    wh.overwrite(tb.RECORDS_TABLE, tb.clean_records(raw, res.records), metadata=meta)
+    tb.write_records(wh, tb.clean_records(raw, res.records), metadata=meta)
     wh.overwrite(tb.LINKS_TABLE, res.pairs, metadata=meta)
-    wh.overwrite(tb.MAP_TABLE, mapping, metadata=meta)
+    tb.write_map(wh, mapping, metadata=meta)
     ws.engine.refresh()
     wh.overwrite(tb.GOLDEN_TABLE, _golden(ws, spec), metadata=meta)
     ws.engine.refresh()
@@ -252,26 +257,48 @@ def _update_queue(ws: Workspace, review: pa.Table, run_id: int) -> int:
 
 # -- the review queue ------------------------------------------------------------------------
 def _records(ws: Workspace, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The records of ``ids`` as resolved (read from the few row groups that hold them)."""
     if not ws.warehouse.exists(tb.RECORDS_TABLE) or not ids:
         return {}
-    t = tb.read_table(ws.engine, tb.RECORDS_TABLE, "customer_id", ids)
+    t = tb.read_rows(ws.engine, tb.RECORDS_TABLE, "customer_id", ids)
     return {r["customer_id"]: r for r in t.to_pylist()}
 
 
-def _item(p: IdentityPair, recs: dict[str, dict[str, Any]], keys: dict[str, str]
-          ) -> ReviewItem:
-    return ReviewItem(pair_id=p.id, record_id_l=p.record_id_l, record_id_r=p.record_id_r,
-                      match_probability=p.match_probability, status=p.status,
-                      origin=p.origin, kehu_key_l=keys.get(p.record_id_l),
-                      kehu_key_r=keys.get(p.record_id_r),
-                      left=recs.get(p.record_id_l, {}), right=recs.get(p.record_id_r, {}),
-                      decided_by=p.decided_by, decided_at=p.decided_at, note=p.note)
+def _live_entries(s: Any, pair_ids: list[int]) -> dict[int, int]:
+    """Per pair, the newest journal entry of a decision on it that is not undone."""
+    if not pair_ids:
+        return {}
+    J = IdentityJournalEntry
+    rows = s.execute(select(J.pair_id, func.max(J.id)).where(
+        J.pair_id.in_(pair_ids), J.kind == "manual", J.action != "undo",
+        J.undone_at.is_(None)).group_by(J.pair_id)).all()
+    return {int(p): int(e) for p, e in rows}
+
+
+def _items(ws: Workspace, q: Any) -> list[ReviewItem]:
+    """The pairs of query ``q``, with both records' values, their current keys and the
+    journal entry of each decision that changed keys."""
+    with ws.store.session() as s:
+        pairs = list(s.scalars(q))
+        live = _live_entries(s, [p.id for p in pairs if p.status != "pending"])
+    ids = sorted({x for p in pairs for x in (p.record_id_l, p.record_id_r)})
+    m = tb.read_map(ws.engine, customer_ids=ids)
+    keys = dict(zip(m["customer_id"].to_pylist(), m["kehu_key"].to_pylist(), strict=True))
+    recs = _records(ws, ids)
+    return [ReviewItem(pair_id=p.id, record_id_l=p.record_id_l, record_id_r=p.record_id_r,
+                       match_probability=p.match_probability, status=p.status,
+                       origin=p.origin, kehu_key_l=keys.get(p.record_id_l),
+                       kehu_key_r=keys.get(p.record_id_r),
+                       left=recs.get(p.record_id_l, {}), right=recs.get(p.record_id_r, {}),
+                       decided_by=p.decided_by, decided_at=p.decided_at, note=p.note,
+                       journal_id=live.get(p.id)) for p in pairs]
 
 
 def queue(ws: Workspace, status: str = "pending", limit: int = 50, offset: int = 0
           ) -> list[ReviewItem]:
     """Pairs for review (``status``: pending, merge, keep_apart or all), most likely first,
-    with both records' values and current keys."""
+    with both records' values and current keys. Reads the page's records only: the work
+    does not grow with the number of records."""
     if status not in ("pending", "merge", "keep_apart", "all"):
         raise KehuInputError(_("The 'status' parameter must be one of pending, merge, "
                                "keep_apart, all. Got {v!r} instead.").format(v=status))
@@ -280,13 +307,14 @@ def queue(ws: Workspace, status: str = "pending", limit: int = 50, offset: int =
         q = q.where(IdentityPair.status == status)
     q = q.order_by(IdentityPair.match_probability.desc(), IdentityPair.id).limit(limit) \
         .offset(offset)
-    with ws.store.session() as s:
-        pairs = list(s.scalars(q))
-    ids = sorted({x for p in pairs for x in (p.record_id_l, p.record_id_r)})
-    m = tb.read_map(ws.engine, customer_ids=ids)
-    keys = dict(zip(m["customer_id"].to_pylist(), m["kehu_key"].to_pylist(), strict=True))
-    recs = _records(ws, ids)
-    return [_item(p, recs, keys) for p in pairs]
+    return _items(ws, q)
+
+
+def decisions(ws: Workspace, limit: int = 50) -> list[ReviewItem]:
+    """The decided pairs (merged or kept apart), newest decision first."""
+    q = select(IdentityPair).where(IdentityPair.status != "pending").order_by(
+        IdentityPair.decided_at.desc().nulls_last(), IdentityPair.id.desc()).limit(limit)
+    return _items(ws, q)
 
 
 def decide(ws: Workspace, pair_id: int, decision: Decision, *, actor: str,
@@ -324,6 +352,52 @@ def decide(ws: Workspace, pair_id: int, decision: Decision, *, actor: str,
                                                           "journal_id": entry_id}))
     return DecisionResult(pair_id=pair_id, status=decision, journal_id=entry_id,
                           changed_records=changed, keys=touched)
+
+
+def reopen(ws: Workspace, pair_id: int, *, actor: str) -> DecisionResult:
+    """Put a decided pair back in the queue as pending — for a decision that changed no key
+    (keeping apart two records that already had two keys, confirming a merge the model had
+    made), which has no journal entry to undo. Later runs no longer hold the two records
+    apart (or together); their keys stay as they are until a decision or a run changes them.
+    Audited with the decision it reopened.
+
+    Refused for a pending pair, and for a decision whose change of keys is still in effect:
+    reopening it alone would leave its keys behind; undoing its journal entry gives the keys
+    back and reopens the pair."""
+    with ws.store.session() as s:
+        pair = s.get(IdentityPair, pair_id)
+        if pair is None:
+            raise NotFoundError(_("There is no review pair #{id}. See 'kehu identity review' "
+                                  "for the queue.").format(id=pair_id))
+        if pair.status == "pending":
+            raise KehuInputError(_("Pair #{id} is pending already: there is no decision to "
+                                   "reopen. Decide it with 'kehu identity decide {id} "
+                                   "merge|keep_apart'.").format(id=pair_id))
+        entry = _live_entries(s, [pair_id]).get(pair_id)
+        if entry is not None:
+            if pair.status == "merge":
+                text = _("Pair #{id} was merged by journal entry #{e}, and that merge is "
+                         "still in effect: reopening the pair would leave its records "
+                         "merged. Undo the merge through its journal entry instead (kehu "
+                         "identity undo {e}): the records get their previous keys back and "
+                         "the pair goes back to the queue.")
+            else:
+                text = _("Keeping pair #{id} apart split a customer (journal entry #{e}), "
+                         "and that split is still in effect: reopening the pair would leave "
+                         "its records split. Undo the split through its journal entry "
+                         "instead (kehu identity undo {e}): the records get their previous "
+                         "keys back and the pair goes back to the queue.")
+            raise KehuInputError(text.format(id=pair_id, e=entry))
+        a, b = pair.record_id_l, pair.record_id_r
+        was = {"status": pair.status, "decided_by": pair.decided_by,
+               "decided_at": pair.decided_at.isoformat() if pair.decided_at else None,
+               "note": pair.note}
+        pair.status, pair.decided_at, pair.decided_by, pair.note = "pending", None, None, None
+        s.add(AuditEntry(actor=actor, action="reopen", object_type="identity_pair",
+                         object_id=str(pair_id), details={"records": [a, b], "was": was}))
+    m = tb.read_map(ws.engine, customer_ids=[a, b])
+    return DecisionResult(pair_id=pair_id, status="pending", journal_id=None,
+                          changed_records=0, keys=sorted(set(m["kehu_key"].to_pylist())))
 
 
 def pair_for(ws: Workspace, a: str, b: str, *, actor: str) -> int:
@@ -455,18 +529,11 @@ def _journal(ws: Workspace, actor: str, action: str, key: str, retired: list[str
 def _apply(ws: Workspace, spec: IdentitySpec, before: dict[str, Any],
            after: dict[str, Any], entry: int) -> None:
     """Write the changed keys and the golden records of every key concerned."""
-    changed = [r for r in after if before.get(r) != after[r]]
+    changed = {r: after[r] for r in after if before.get(r) != after[r]}
     if not changed:
         return
-    cur = tb.read_map(ws.engine, customer_ids=changed)
-    upd = pa.table({
-        "customer_id": cur["customer_id"],
-        "source_system": cur["source_system"],
-        "kehu_key": pa.array([after[r] for r in cur["customer_id"].to_pylist()], pa.string()),
-        "run_id": cur["run_id"],
-        "journal_id": pa.array([entry] * cur.num_rows, pa.int64())}, schema=tb.MAP_SCHEMA)
     meta = {"kehu.identity_journal": str(entry)}
-    ws.warehouse.upsert(tb.MAP_TABLE, upd, key=["customer_id"], metadata=meta)
+    tb.update_map(ws.warehouse, changed, entry, metadata=meta)
     ws.engine.refresh()
     keys = sorted({k for k in (*before.values(), *after.values()) if k})
     _refresh_golden(ws, spec, keys, meta)
@@ -596,20 +663,22 @@ def _upsert_pair(s: Any, x: str, y: str, status: str) -> None:
 
 # -- status ---------------------------------------------------------------------------------
 def status(ws: Workspace) -> StatusReport:
+    """The last run, records and customers now (counted when the map was written), the
+    queue's counts and the journal's size."""
     with ws.store.session() as s:
         last = s.scalars(select(IdentityRun).where(IdentityRun.finished_at.is_not(None))
                          .order_by(IdentityRun.id.desc()).limit(1)).first()
         counts = {st: n for st, n in s.execute(select(IdentityPair.status, func.count())
                                                 .group_by(IdentityPair.status)).all()}
         entries = int(s.scalar(select(func.count()).select_from(IdentityJournalEntry)) or 0)
-    m = tb.read_map(ws.engine)
+    now = tb.map_counts(ws.engine)
     last_d = None
     if last is not None:
         last_d = {k: getattr(last, k) for k in (
             "id", "started_at", "finished_at", "actor", "engine", "records", "customers",
             "new_keys", "merges", "splits", "review_pairs", "conflicts", "trained")}
-    return StatusReport(last_run=last_d, records=m.num_rows,
-                        customers=len(pc.unique(m["kehu_key"])) if m.num_rows else 0,
+    return StatusReport(last_run=last_d, records=now["records"], customers=now["customers"],
+                        merged_customers=now["merged_customers"],
                         pending=int(counts.get("pending", 0)),
                         merged_pairs=int(counts.get("merge", 0)),
                         kept_apart_pairs=int(counts.get("keep_apart", 0)),

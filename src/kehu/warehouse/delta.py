@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from kehu.errors import NotFoundError
@@ -149,11 +149,39 @@ class Warehouse:
         return self.delta(name).version()
 
     def overwrite(self, name: str, data: pa.Table | pa.RecordBatchReader,
-                  metadata: Mapping[str, Any] | None = None) -> int:
-        """Replace the table's content (and schema) in one commit; history keeps the old one."""
+                  metadata: Mapping[str, Any] | None = None,
+                  row_group_size: int | None = None) -> int:
+        """Replace the table's content (and schema) in one commit; history keeps the old one.
+
+        ``row_group_size`` caps the rows of each Parquet row group: a table written sorted on
+        a column in small groups lets a reader looking up a few values of that column skip
+        every group whose min / max cannot hold them."""
         self.root.mkdir(parents=True, exist_ok=True)
         write_deltalake(str(self.path(name)), data, mode="overwrite", schema_mode="overwrite",
-                        commit_properties=_props(metadata))
+                        commit_properties=_props(metadata), **_writer(row_group_size))
+        return self.delta(name).version()
+
+    def rewrite(self, name: str, change: Callable[[pa.Table], pa.Table],
+                metadata: Mapping[str, Any] | Callable[[pa.Table], Mapping[str, Any]]
+                | None = None, row_group_size: int | None = None) -> int:
+        """Replace the table's content with ``change(content)`` in one commit, checked
+        against the version read: when another writer replaced or removed its rows in the
+        meantime, the commit fails (``CommitFailedError``) instead of losing that change.
+        ``metadata`` may be a function of the new content. Returns the new version.
+
+        >>> import tempfile, pyarrow as pa, pyarrow.compute as pc
+        >>> wh = Warehouse(tempfile.mkdtemp())
+        >>> _ = wh.overwrite("t", pa.table({"k": ["a", "b"], "v": [1, 2]}))
+        >>> v = wh.rewrite("t", lambda t: t.set_column(1, "v", pc.multiply(t["v"], 10)),
+        ...                metadata=lambda t: {"total": pc.sum(t["v"]).as_py()})
+        >>> wh.read("t").to_pydict()["v"], wh.history("t", 1)[0]["total"]
+        ([10, 20], '30')
+        """
+        dt = self.delta(name)
+        new = change(dt.to_pyarrow_dataset().to_table())
+        meta = metadata(new) if callable(metadata) else metadata
+        write_deltalake(dt, new, mode="overwrite", schema_mode="overwrite",
+                        commit_properties=_props(meta), **_writer(row_group_size))
         return self.delta(name).version()
 
     def upsert(self, name: str, data: pa.Table | pa.RecordBatchReader, key: Sequence[str],
@@ -218,6 +246,12 @@ class Warehouse:
         inserted = int(metrics.get("num_target_rows_inserted", 0))
         updated = int(metrics.get("num_target_rows_updated", 0))
         return MergeResult(inserted, updated, 0, self.delta(name).version())
+
+
+def _writer(row_group_size: int | None) -> dict[str, Any]:
+    if row_group_size is None:
+        return {}
+    return {"writer_properties": WriterProperties(max_row_group_size=row_group_size)}
 
 
 def _props(metadata: Mapping[str, Any] | None) -> CommitProperties | None:

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-import pyarrow.compute as pc
-
 from kehu.i18n import N_, _
 from kehu.identity import tables as tb
 from kehu.identity.service import JournalItem, ReviewItem
@@ -128,12 +126,9 @@ def undoable(entry: JournalItem) -> bool:
 
 
 def merged_customers(ws: Workspace) -> int:
-    """Kehu keys that hold more than one source record (customers resolution merged)."""
-    m = tb.read_map(ws.engine)
-    if not m.num_rows:
-        return 0
-    counts = pc.value_counts(m["kehu_key"]).field("counts")
-    return int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
+    """Kehu keys that hold more than one source record (customers resolution merged), as
+    counted when the map was written."""
+    return tb.map_counts(ws.engine)["merged_customers"]
 
 
 def labels() -> dict[str, dict[str, str]]:

@@ -1,4 +1,4 @@
-"""``kehu identity run|review|decide|undo|status``: identity resolution across source
+"""``kehu identity run|review|decide|reopen|undo|status``: identity resolution across source
 systems — one stable kehu customer key per person, a review queue for uncertain pairs, and a
 journal of every merge that can be undone. Thin over :mod:`kehu.identity.service`."""
 
@@ -119,6 +119,23 @@ def decide_cmd(
     if res.journal_id:
         console.print(_("Journal entry #{j}; undo with: kehu identity undo {j}").format(
             j=res.journal_id))
+
+
+@app.command("reopen")
+def reopen_cmd(pair: Annotated[int, typer.Argument(help="Pair number from the queue.")],
+               workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
+    """Put a decided pair back in the queue (a decision that changed no key, such as keeping
+    apart two records that had two keys already); a decision that changed keys is undone
+    with 'kehu identity undo' instead."""
+    from kehu.identity import service
+
+    ws = open_workspace(workspace)
+    res = service.reopen(ws, pair, actor=cli_actor())
+    if json:
+        emit_json(res)
+        return
+    console.print(_("Pair #{id} reopened: it waits for a decision again; no key changed.")
+                  .format(id=res.pair_id))
 
 
 @app.command("undo")

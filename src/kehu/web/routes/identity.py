@@ -1,7 +1,8 @@
 """Identity resolution in the web app: the status (records, customers, merged customers,
 pending reviews, last run), the review queue — each uncertain pair side by side with the
-fields that agree, "Merge" / "Keep apart" buttons, the decided pairs as history — and the
-merge journal with its "Undo" buttons; the same in the API. Admins and analysts only, like
+fields that agree, "Merge" / "Keep apart" buttons, the decided pairs as history with a
+"Reopen" button where the decision changed no key — and the merge journal with its "Undo"
+buttons; the same in the API. Admins and analysts only, like
 the data pages. Thin over :mod:`kehu.identity.service`, as ``kehu identity`` is.
 """
 
@@ -31,10 +32,8 @@ api = APIRouter(prefix=PREFIX, tags=["identity"],
 
 #: review pairs per page of the queue
 PAGE_SIZE = 20
-#: journal entries the journal page shows at first, and at most
+#: journal entries (and decisions) the journal page shows at first, and at most
 JOURNAL_LIMIT, JOURNAL_MAX = 50, 1_000
-#: decided pairs the journal page reads to list the latest decisions
-DECISIONS_READ = 1_000
 FLASH = "identity_flash"
 PairId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="review pair number")]
 EntryId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="journal entry number")]
@@ -86,7 +85,7 @@ def _queue_context(ws: Workspace, status: str, page: int) -> dict[str, Any]:
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(page, pages)  # the last page emptied by a decision shows the one before
     items = service.queue(ws, status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    return {"rep": rep, "merged_customers": view.merged_customers(ws),
+    return {"rep": rep, "merged_customers": rep.merged_customers,
             "status": status, "page": page, "pages": pages, "total": total,
             "pairs": [view.pair_view(it) for it in items], "labels": view.labels(),
             "fields": view.FIELDS,
@@ -97,14 +96,11 @@ def _queue_context(ws: Workspace, status: str, page: int) -> dict[str, Any]:
 
 def _journal_context(ws: Workspace, limit: int) -> dict[str, Any]:
     entries = service.journal(ws, limit=limit)
-    decided = service.queue(ws, "merge", DECISIONS_READ) \
-        + service.queue(ws, "keep_apart", DECISIONS_READ)
-    decided.sort(key=lambda p: (p.decided_at is not None, p.decided_at or 0, p.pair_id),
-                 reverse=True)
+    decided = service.decisions(ws, limit)
     by_pair = {e.pair_id: e.id for e in reversed(entries)  # the newest entry of a pair wins
                if e.pair_id is not None and e.action != "undo"}
     return {"entries": entries, "undoable": {e.id for e in entries if view.undoable(e)},
-            "decisions": decided[:limit], "entry_of_pair": by_pair, "limit": limit,
+            "decisions": decided, "entry_of_pair": by_pair, "limit": limit,
             "more_link": f"/identity/journal?limit={min(limit * 4, JOURNAL_MAX)}"
             if len(entries) == limit and limit < JOURNAL_MAX else None,
             "labels": view.labels()}
@@ -166,6 +162,27 @@ def decide_form(pair_id: PairId, request: Request, user: Configurer, ws: Workspa
         return render(request, "identity.html", ctx,
                       status_code=404 if isinstance(exc, NotFoundError) else 422)
     _flash(request, _decided_notice(res))
+    return RedirectResponse(_queue_url(status, page), status_code=303)
+
+
+@router.post("/identity/reviews/{pair_id}/reopen")
+def reopen_form(pair_id: PairId, request: Request, user: Configurer,
+                ws: WorkspaceDep) -> Response:
+    """Put a decided pair back in the queue (CSRF-checked; audited by the service), then
+    back to the queue where it was; a refused reopen (a pending pair, a decision whose change
+    of keys is in effect) comes back on the queue with the reason, nothing changed."""
+    apply_locale(request)
+    status = _status_param(request.query_params.get("status"))
+    page = _page_param(request.query_params.get("page"))
+    try:
+        res = service.reopen(ws, pair_id, actor=user.actor)
+    except KehuInputError as exc:
+        ctx = _queue_context(ws, status, page)
+        ctx.update(error=str(exc), error_pair=pair_id)
+        return render(request, "identity.html", ctx,
+                      status_code=404 if isinstance(exc, NotFoundError) else 422)
+    _flash(request, _("Pair #{id} reopened: it waits for a decision again; no key changed.")
+           .format(id=res.pair_id))
     return RedirectResponse(_queue_url(status, page), status_code=303)
 
 
@@ -246,6 +263,15 @@ def api_decide(pair_id: PairId, body: DecisionIn, user: Configurer,
     """Merge the pair's customers or keep them apart; takes effect at once and on every
     later run (400 when another decision forbids it, 404 for no such pair)."""
     return service.decide(ws, pair_id, body.decision, actor=user.actor, note=body.note)
+
+
+@api.post("/identity/reviews/{pair_id}/reopen", response_model=DecisionResult,
+          responses={400: PROBLEM, 404: PROBLEM})
+def api_reopen(pair_id: PairId, user: Configurer, ws: WorkspaceDep) -> DecisionResult:
+    """Put a decided pair back in the queue as pending (a decision that changed no key, such
+    as keeping apart two records with two keys already); 400 when it is pending already or
+    its decision changed keys (undo its journal entry instead), 404 for no such pair."""
+    return service.reopen(ws, pair_id, actor=user.actor)
 
 
 @api.get("/identity/journal", response_model=list[JournalItem])
