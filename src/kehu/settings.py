@@ -102,6 +102,10 @@ class WebSection(BaseModel):
                                 "Ignored in demo mode on a loopback host.")
     host: str = Field("127.0.0.1", description="Address `kehu serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `kehu serve` listens on.")
+    keep_alive_seconds: int = Field(
+        75, ge=1, description="Seconds `kehu serve` keeps an idle connection open. People "
+        "pause between clicks; uvicorn's default of 5 s closes connections under clients that "
+        "reuse them (75 s, as nginx).")
     login_max_failures: int = Field(5, ge=1, description="Failed logins per user name and "
                                     "client address before further tries are refused (429).")
     login_window_seconds: int = Field(900, ge=1, description="Window in which failed logins "

@@ -49,13 +49,15 @@ def serve(
     console.print(_("kehu web app on http://{host}:{port}/ (Ctrl+C to stop)").format(
         host=web.host, port=web.port))
     if workers == 1:
-        uvicorn.run(app, host=web.host, port=web.port, log_level="info")
+        uvicorn.run(app, host=web.host, port=web.port, log_level="info",
+                    timeout_keep_alive=web.keep_alive_seconds)
         return
     ws.close()
     os.environ.update({"KEHU_WORKSPACE": str(ws.root), "KEHU_WEB__DEMO": str(web.demo).lower(),
                        "KEHU_WEB__SECRET_KEY": web.secret_key.get_secret_value()})
     uvicorn.run("kehu.web.app:app_from_environment", factory=True, host=web.host,
-                port=web.port, workers=workers, log_level="info")
+                port=web.port, workers=workers, log_level="info",
+                timeout_keep_alive=web.keep_alive_seconds)
 
 
 @user_app.command("create")
