@@ -135,6 +135,31 @@ def constrained_clusters(
         conflicts
 
 
+def components(record_ids: pa.Array | pa.ChunkedArray, edges: pa.Table) -> pa.Table:
+    """Connected components of ``edges`` (``record_id_l``, ``record_id_r``) over
+    ``record_ids``: (``record_id``, ``cluster_id``), the smallest record id naming each.
+
+    >>> out = components(pa.array(["a", "b", "c"]),
+    ...                  pa.table({"record_id_l": ["b"], "record_id_r": ["c"]}))
+    >>> out["cluster_id"].to_pylist()
+    ['a', 'b', 'b']
+    """
+    import pyarrow.compute as pc
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ids = pa.chunked_array([record_ids]) if isinstance(record_ids, pa.Array) else record_ids
+    n = len(ids)
+    left = pc.index_in(edges["record_id_l"], ids).to_numpy(zero_copy_only=False)
+    right = pc.index_in(edges["record_id_r"], ids).to_numpy(zero_copy_only=False)
+    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
+    _count, label = connected_components(graph, directed=False)
+    df = pd.DataFrame({"record_id": ids.to_numpy(), "label": label})
+    df["cluster_id"] = df.groupby("label")["record_id"].transform("min")
+    return pa.table({"record_id": pa.array(df["record_id"].to_numpy(), pa.string()),
+                     "cluster_id": pa.array(df["cluster_id"].to_numpy(), pa.string())})
+
+
 def _rebuild(df: pd.DataFrame, bad: set[str], edges: pa.Table, must: list[tuple[str, str]],
              cannot: list[tuple[str, str]], src: Mapping[str, str | None], dedup: set[str],
              conflicts: list[Conflict]) -> pd.DataFrame:

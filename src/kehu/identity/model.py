@@ -366,10 +366,12 @@ class LinkModel:
         return self
 
     # -- scoring and clustering -------------------------------------------------------------
-    def link(self, records: pa.Table) -> tuple[pa.Table, pa.Table]:
+    def link(self, records: pa.Table, threshold: float | None = None
+             ) -> tuple[pa.Table, pa.Table]:
         """(clusters, pairs): every record's ``cluster_id`` at the match threshold, and the
-        scored pairs at or above the review threshold (``record_id_l``, ``record_id_r``,
-        ``match_probability``, ``match_weight``; the smaller id on the left)."""
+        scored pairs at or above ``threshold`` (default: the review threshold;
+        ``record_id_l``, ``record_id_r``, ``match_probability``, ``match_weight``,
+        ``name_weight``; the smaller id on the left)."""
         if not hasattr(self, "settings_"):
             raise KehuInputError(_("The identity model is not trained yet: call fit() or "
                                    "give settings= of a trained model."))
@@ -387,8 +389,8 @@ class LinkModel:
         with _quiet():
             linker, _api = self._linker(records, settings)
             try:
-                pred = linker.inference.predict(
-                    threshold_match_probability=spec.review_threshold)
+                pred = linker.inference.predict(threshold_match_probability=(
+                    spec.review_threshold if threshold is None else threshold))
                 clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
                     pred, threshold_match_probability=spec.match_threshold)
                 cols = {col.unquote().name for col in pred.columns}

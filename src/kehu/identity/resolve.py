@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kehu.identity.cluster import Conflict, constrained_clusters
+from kehu.identity.cluster import Conflict, components, constrained_clusters
+from kehu.identity.exclusive import exclusive_probabilities
 from kehu.identity.keys import KeyAssignment, assign_keys
 from kehu.identity.model import LinkModel
 from kehu.identity.normalise import normalise_records
@@ -36,6 +37,9 @@ class Resolution:
     keys: KeyAssignment
     conflicts: list[Conflict] = field(default_factory=list)
     trained: bool = False
+    #: with deduplicated sources: the estimated share of each source's records that have a
+    #: record in each duplicate-free source, {(source, duplicate-free source): share}
+    overlap: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def resolve(records: pa.Table, spec: IdentitySpec | None = None, *,
@@ -57,8 +61,21 @@ def resolve(records: pa.Table, spec: IdentitySpec | None = None, *,
     trained = model is None
     if trained:
         lm.fit(norm)
-    base, pairs = lm.link(norm)
+    # between duplicate-free sources a record's candidates compete for its one link: all
+    # plausible ones are scored and re-weighed (kehu.identity.exclusive), then clustered
+    exclusive = bool(spec.deduplicated_sources)
+    floor = min(spec.candidate_floor, spec.review_threshold) if exclusive else None
+    base, pairs = lm.link(norm, threshold=floor)
+    overlap: dict[tuple[str, str], float] = {}
+    if exclusive:
+        pairs, overlap = exclusive_probabilities(
+            pairs, norm.select(["record_id", "source_system"]), spec.deduplicated_sources,
+            prior=float(lm.settings_["probability_two_random_records_match"]))
+        pairs = pairs.filter(pc.greater_equal(pairs["match_probability"],
+                                              spec.review_threshold))
     edges = pairs.filter(pc.greater_equal(pairs["match_probability"], spec.match_threshold))
+    if exclusive:
+        base = components(norm["record_id"], edges)
     sources = dict(zip(norm["record_id"].to_pylist(), norm["source_system"].to_pylist(),
                        strict=True)) if spec.deduplicated_sources else None
     clusters, conflicts = constrained_clusters(
@@ -67,7 +84,8 @@ def resolve(records: pa.Table, spec: IdentitySpec | None = None, *,
     keys = assign_keys(clusters, previous, high_water=high_water, prefix=spec.key_prefix,
                        digits=spec.key_digits)
     review = review_pairs(pairs, clusters, spec)
-    return Resolution(norm, clusters, pairs, review, lm.settings_, keys, conflicts, trained)
+    return Resolution(norm, clusters, pairs, review, lm.settings_, keys, conflicts, trained,
+                      overlap)
 
 
 def review_pairs(pairs: pa.Table, clusters: pa.Table, spec: IdentitySpec) -> pa.Table:

@@ -7,6 +7,7 @@ Example (YAML, every key optional)::
     match_threshold: 0.95        # pairs at or above are the same customer
     review_threshold: 0.5        # pairs between the two go to the review queue
     deduplicated_sources: []     # sources known to hold each person at most once
+    candidate_floor: 0.001       # ... and the least score of a candidate there
     survivorship:
       default: {rule: most_recent}
       source_priority: [billing, crm, web]
@@ -115,7 +116,11 @@ class IdentitySpec(BaseModel):
                                     "match_threshold go to the review queue.")
     deduplicated_sources: list[SourceName] = Field(default_factory=list, description=(
         "Source systems known to hold each person at most once: a kehu customer gets at "
-        "most one record of each."))
+        "most one record of each, and a record's candidates in such a source compete for "
+        "its one link (kehu.identity.exclusive)."))
+    candidate_floor: float = Field(0.001, gt=0, lt=1, description=(
+        "With deduplicated_sources: pairs the model scores at least this are the "
+        "candidates a record's one link in a duplicate-free source is chosen among."))
     blocking_rules: list[list[str]] = Field(
         default_factory=lambda: [list(r) for r in DEFAULT_BLOCKING],
         description="Candidate pairs: records equal on all columns of at least one rule.")
