@@ -239,10 +239,12 @@ def dashboard(ws: Workspace, locale: str = "zh_CN", flows_from: date | None = No
     Answered from the cache when nothing it depends on changed (see the module docs) in well
     under a millisecond; the first call for a run computes every section — about 1.5 minutes
     at 1 M customers / 10 M lines on 2 cores, most of it the CRM KPIs
-    (``benchmarks/bench_dashboard.py``). Raises :class:`~kehu.errors.NotFoundError` before
-    the first analysis run and :class:`~kehu.errors.KehuInputError` for flow dates out of
-    order; a section that fails with a :class:`~kehu.errors.KehuError` is returned empty
-    with the message in its notes and listed in ``failed`` (and the result is not cached)."""
+    (``benchmarks/bench_dashboard.py``). Other flow dates than the default year compute the
+    lifecycle section alone and take the rest from the run's cached dashboard. Raises
+    :class:`~kehu.errors.NotFoundError` before the first analysis run and
+    :class:`~kehu.errors.KehuInputError` for flow dates out of order; a section that fails
+    with a :class:`~kehu.errors.KehuError` is returned empty with the message in its notes
+    and listed in ``failed`` (and the result is not cached)."""
     loc = normalise_locale(locale)
     versions = tuple(ws.warehouse.head_version(t) for t in KEY_TABLES)
     runs_version = versions[KEY_TABLES.index(RUNS_TABLE)]
@@ -252,7 +254,40 @@ def dashboard(ws: Workspace, locale: str = "zh_CN", flows_from: date | None = No
     if start >= end:
         raise KehuInputError(_("The 'flows_from' date must be before 'flows_to'. Got {a} and "
                                "{b} instead.").format(a=start, b=end))
-    key = (str(ws.root), run_id, versions, loc, start, end)
+    default = (_year_before(as_of), as_of)
+    base_key = (str(ws.root), run_id, versions, loc, *default)
+
+    def whole() -> Dashboard:
+        disk = _disk_path(ws, base_key)
+        d = _read_disk(disk)
+        if d is None:
+            # labels from gettext (and crm_kpis's notes) in the requested locale, this call
+            ctx = contextvars.copy_context()
+            d = ctx.run(_compute, ws, loc, run_id, as_of, *default)
+            if not d.failed:
+                _write_disk(disk, d)
+        return d
+
+    base = _once(base_key, whole)
+    if (start, end) == default:
+        return base
+
+    def with_flows() -> Dashboard:
+        # other flow dates change one section: the rest is the run's dashboard as cached
+        # (recomputing every section for them took ~1.5 minutes at 1 M customers)
+        ctx = contextvars.copy_context()
+        flows, seconds, failed = ctx.run(_flows_only, ws, loc, start, end)
+        return replace(base, sections={**base.sections, "lifecycle": flows},
+                       computed_at=datetime.now(), compute_seconds=seconds,
+                       section_seconds={"lifecycle": seconds},
+                       failed=[*base.failed, *failed], cached=False)
+
+    return _once((*base_key[:-2], start, end), with_flows)
+
+
+def _once(key: tuple[Any, ...], compute: Callable[[], Dashboard]) -> Dashboard:
+    """The cached dashboard of ``key``, else ``compute()`` kept in the cache unless a section
+    failed; simultaneous cold calls for one key compute once (the others wait for it)."""
     hit = _cached(key)
     if hit is not None:
         return hit
@@ -264,21 +299,15 @@ def dashboard(ws: Workspace, locale: str = "zh_CN", flows_from: date | None = No
             return hit
         with _LOCK:
             _STATS["misses"] += 1
-        disk = _disk_path(ws, key)
-        d = _read_disk(disk)
-        if d is None:
-            # labels from gettext (and crm_kpis's notes) in the requested locale, this call
-            ctx = contextvars.copy_context()
-            d = ctx.run(_compute, ws, loc, run_id, as_of, start, end)
+        d = compute()
+        with _LOCK:
+            _COMPUTING.pop(key, None)
             if d.failed:
                 return d
-            _write_disk(disk, d)
-        with _LOCK:
             _CACHE[key] = d
             _CACHE.move_to_end(key)
             while len(_CACHE) > CACHE_SIZE:
                 _CACHE.popitem(last=False)
-            _COMPUTING.pop(key, None)
     return d
 
 
@@ -402,6 +431,21 @@ def _compute(ws: Workspace, loc: str, run_id: str, as_of: date, start: date,
                      sections={s.key: s for s in sections}, computed_at=datetime.now(),
                      compute_seconds=round(time.perf_counter() - t0, 3), section_seconds=laps,
                      failed=failed)
+
+
+def _flows_only(ws: Workspace, loc: str, start: date, end: date
+                ) -> tuple[Section, float, list[str]]:
+    """The lifecycle section alone for other flow dates: (section, seconds, failed keys)."""
+    set_locale(loc)
+    t0 = time.perf_counter()
+    try:
+        sec = _lifecycle(ws, start, end)
+        failed: list[str] = []
+    except KehuError as exc:
+        sec = Section("lifecycle", _title("lifecycle"), {"series": []}, [], [],
+                      notes=[str(exc)])
+        failed = ["lifecycle"]
+    return sec, round(time.perf_counter() - t0, 3), failed
 
 
 def _title(key: str) -> str:
