@@ -229,6 +229,21 @@ def test_contributions_name_the_driver_and_add_up(driver_data: tuple, model: str
     assert np.array_equal(np.argsort(proba, kind="stable"), np.argsort(raw, kind="stable"))
 
 
+def test_folds_in_parallel_give_the_same_model(driver_data: tuple) -> None:
+    """n_jobs runs the inner folds at once, each on one thread: the same choice, the same
+    hyper-parameters and the same probabilities to the last bit as one fold at a time."""
+    X, y = driver_data
+    one = ChurnClassifier(cv=3, n_jobs=1).fit(X, y)
+    two = ChurnClassifier(cv=3, n_jobs=2).fit(X, y)
+    assert (one.chosen_model_, one.n_trees_, one.C_) == (two.chosen_model_, two.n_trees_,
+                                                          two.C_)
+    assert one.cv_scores_ == two.cv_scores_
+    assert np.array_equal(one.predict_proba(X), two.predict_proba(X))
+    with pytest.raises(KehuInputError, match=r"'n_jobs' parameter must be an int >= 1 or -1\. "
+                                             r"Got 0 instead\."):
+        ChurnClassifier(n_jobs=0).fit(X, y)
+
+
 def test_unseen_levels_and_missing_values_score() -> None:
     r = np.random.default_rng(0)
     X = pd.DataFrame({"plan": r.choice(["a", "b", "c"], 600), "x": r.normal(size=600)})

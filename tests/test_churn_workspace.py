@@ -188,6 +188,40 @@ def test_reasons_name_the_driver_in_its_direction() -> None:
         set_locale("en")
 
 
+@pytest.mark.parametrize("model", ["logistic", "lightgbm", "blend"])
+def test_scoring_with_reasons_equals_its_parts(demo: tuple[Workspace, Path], model: str
+                                               ) -> None:
+    """Scoring prepares the rows once and writes reasons column by column: the same
+    probabilities, contributions and JSON text as predict_proba, contributions and
+    json.dumps(top_reasons) row by row — on demo features (integers with gaps, categories,
+    missing values) and on odd values."""
+    from kehu.models.churn.reasons import reasons_json
+
+    ws, _ = demo
+    frame = customer_features(ws.engine, CUT).to_pandas()
+    y = labels(ws.engine, CUT, ChurnDefinition(kind="events")).to_pandas().set_index(
+        "customer_id").churned
+    train = frame[frame.customer_id.isin(y.index)]
+    x = train.drop(columns=["customer_id"])
+    m = ChurnClassifier(model=model, seed=2).fit(x, y.reindex(train.customer_id).to_numpy())
+    x = frame.drop(columns=["customer_id"])
+    p, c = m.predict_proba_and_contributions(x)
+    assert np.array_equal(p, m.predict_proba(x))
+    assert np.array_equal(c.to_numpy(), m.contributions(x).to_numpy())
+    expected = [json.dumps(r, ensure_ascii=False) for r in top_reasons(c, x, k=3)]
+    assert reasons_json(c, x, k=3) == expected
+    assert max(r.count('"feature"') for r in expected) == 3
+    odd = pd.DataFrame({"a": [1e20, -0.0, np.inf, np.nan, 2.5], "b": [3, 4, 5, 6, 7],
+                        "c": ["x", None, "華", '"q"', "x"], "d": [True, False, True, True, None]})
+    share = pd.DataFrame(np.tile([0.4, 0.3, 0.2, 0.1], (5, 1)), columns=list("abcd"))
+    share.iloc[3] = [0.04, 0.03, 0.02, 0.01]
+    share.iloc[4] = [0.06, 0.05, 0.049, 0.01]
+    got = reasons_json(share, odd, k=4)
+    assert got == [json.dumps(r, ensure_ascii=False) for r in top_reasons(share, odd, k=4)]
+    assert got[3] == "[]" and got[4].count('"feature"') == 2
+    assert reasons_json(share.iloc[:0], odd.iloc[:0]) == []
+
+
 def test_run_scores_customers_and_keeps_the_registry(demo: tuple[Workspace, Path],
                                                      fitted: service.ChurnFitReport) -> None:
     from kehu.analytics.run import SCORES_TABLE, analysis_run

@@ -12,6 +12,7 @@ Tables that are empty simply contribute nulls; a model drops columns that carry 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,11 @@ def _ratio_change(new: Any, old: Any) -> Any:
 
 def customer_features(engine: Engine, cutoff: date, population: Table | None = None) -> Table:
     """One row per customer (or per row of ``population``, a table with ``customer_id``) with
-    every feature as of ``cutoff``."""
+    every feature as of ``cutoff``.
+
+    With a ``population``, only its customers' facts are aggregated (a model fitted on a
+    sample of 100 k customers needs the features of those, not of a million); value tiers
+    still rank every customer."""
     from kehu.analytics.tiers import TierScheme, assign_tiers, trailing_value
 
     c = engine.table("customers")
@@ -117,9 +122,15 @@ def customer_features(engine: Engine, cutoff: date, population: Table | None = N
         age=((ibis.literal(cutoff) - c.birth_date).cast("int64") / 365.25).floor())
     if population is not None:
         base = population.select("customer_id").join(base, "customer_id")
-    parts = [_purchases(engine, cutoff), _contracts(engine, cutoff), _tickets(engine, cutoff),
-             _interactions(engine, cutoff), _payments(engine, cutoff),
-             _contacts(engine, cutoff), _surveys(engine, cutoff)]
+    keep = None if population is None else engine.reuse(population.select("customer_id"))
+
+    def facts(name: str) -> Table:
+        t = engine.table(name)
+        return t if keep is None else t.semi_join(keep, "customer_id")
+
+    parts = [_purchases(engine, facts, cutoff), _contracts(facts, cutoff),
+             _tickets(facts, cutoff), _interactions(facts, cutoff), _payments(facts, cutoff),
+             _contacts(facts, cutoff), _surveys(facts, cutoff)]
     out = base
     for p in parts:
         out = out.left_join(p, "customer_id").drop("customer_id_right")
@@ -138,8 +149,11 @@ def customer_features(engine: Engine, cutoff: date, population: Table | None = N
     return out.select(order)
 
 
-def _purchases(engine: Engine, d: date) -> Table:
-    t = engine.table("transactions")
+Facts = Callable[[str], Table]
+
+
+def _purchases(engine: Engine, facts: Facts, d: date) -> Table:
+    t = facts("transactions")
     t = t.filter(_day(t.transaction_time) <= ibis.literal(d))
     p = engine.table("products").select("product_id", "category")
     t = t.left_join(p, "product_id").drop("product_id_right")
@@ -171,8 +185,8 @@ def _purchases(engine: Engine, d: date) -> Table:
                                         else_=ibis.null("float64")))
 
 
-def _contracts(engine: Engine, d: date) -> Table:
-    k = engine.table("contracts")
+def _contracts(facts: Facts, d: date) -> Table:
+    k = facts("contracts")
     lit = ibis.literal(d)
     active = (k.start_date <= lit) & (k.end_date.isnull() | (k.end_date > lit)) & \
         (k.status.fill_null("active") != "cancelled")
@@ -184,8 +198,8 @@ def _contracts(engine: Engine, d: date) -> Table:
         auto_renew=a.auto_renew.cast("float64").mean())
 
 
-def _tickets(engine: Engine, d: date) -> Table:
-    k = engine.table("tickets")
+def _tickets(facts: Facts, d: date) -> Table:
+    k = facts("tickets")
     k = k.filter(_day(k.opened_time) <= ibis.literal(d))
     complaint = k.kind == "complaint"
     recent = _between(k.opened_time, d - timedelta(days=180), d)
@@ -200,16 +214,16 @@ def _tickets(engine: Engine, d: date) -> Table:
         resolution_hours_365d=hours.mean(where=year & ~open_at))
 
 
-def _interactions(engine: Engine, d: date) -> Table:
-    k = engine.table("interactions")
+def _interactions(facts: Facts, d: date) -> Table:
+    k = facts("interactions")
     k = k.filter(_day(k.interaction_time) <= ibis.literal(d))
     return k.group_by("customer_id").aggregate(
         interactions_90d=k.count(where=_between(k.interaction_time, d - timedelta(days=90), d)),
         days_since_last_interaction=_days(d, k.interaction_time.max()))
 
 
-def _payments(engine: Engine, d: date) -> Table:
-    p = engine.table("payments")
+def _payments(facts: Facts, d: date) -> Table:
+    p = facts("payments")
     lit = ibis.literal(d)
     p = p.filter(p.due_date <= lit)
     year = p.due_date > ibis.literal(d - timedelta(days=365))
@@ -224,14 +238,14 @@ def _payments(engine: Engine, d: date) -> Table:
         overdue_amount=ibis.greatest(unpaid, 0.0).sum())
 
 
-def _contacts(engine: Engine, d: date) -> Table:
-    k = engine.table("campaign_contacts")
+def _contacts(facts: Facts, d: date) -> Table:
+    k = facts("campaign_contacts")
     k = k.filter(_between(k.contact_time, d - timedelta(days=180), d))
     return k.group_by("customer_id").aggregate(contacts_180d=k.count())
 
 
-def _surveys(engine: Engine, d: date) -> Table:
-    s = engine.table("surveys")
+def _surveys(facts: Facts, d: date) -> Table:
+    s = facts("surveys")
     s = s.filter(_day(s.survey_time) <= ibis.literal(d))
     w = ibis.window(group_by=[s.customer_id, s.kind], order_by=ibis.desc(s.survey_time))
     s = s.mutate(rn=ibis.row_number().over(w)).filter(lambda x: x.rn == 0)

@@ -16,6 +16,7 @@ the customer's value, the contribution — and rendered in the reader's language
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -135,3 +136,71 @@ def top_reasons(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3,
                         "contribution": rounded[i][n]})
         out.append(row)
     return out
+
+
+def reasons_json(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3,
+                 min_contribution: float = 0.05) -> list[str]:
+    """:func:`top_reasons` of every row as the JSON text stored with the scores — the same
+    text as ``json.dumps(reasons, ensure_ascii=False)`` — built column by column rather than
+    row by row (a million customers in a second or two instead of ten).
+
+    >>> c = pd.DataFrame({"age": [0.9, 0.01], "region": [0.2, 0.3]})
+    >>> v = pd.DataFrame({"age": [41.0, 30.5], "region": ["华东", None]})
+    >>> for text in reasons_json(c, v, k=2):
+    ...     print(text)
+    [{"feature": "age", "value": 41, "contribution": 0.9}, {"feature": "region", ...}]
+    [{"feature": "region", "value": null, "contribution": 0.3}]
+    """
+    c = contrib.to_numpy(dtype=float)
+    cols = list(contrib.columns)
+    n, k = len(c), min(k, len(cols))
+    text = np.dtypes.StringDType()
+    out: np.ndarray = np.full(n, "[", dtype=text)
+    if n == 0 or k == 0:
+        return np.strings.add(out, "]").tolist()
+    order = np.argsort(-c, axis=1)[:, :k]
+    top = np.take_along_axis(c, order, axis=1)
+    # the top is sorted: a row's reasons stop at the first one below the minimum
+    keep = np.logical_and.accumulate(top >= min_contribution, axis=1)
+    shares = _json_numbers(np.round(top, 4), text)
+    for pos in range(k):
+        sep = "" if pos == 0 else ", "
+        for j in np.unique(order[keep[:, pos], pos]):
+            rows = np.flatnonzero(keep[:, pos] & (order[:, pos] == j))
+            name = json.dumps(cols[j], ensure_ascii=False)
+            head = f'{sep}{{"feature": {name}, "value": '
+            piece = np.strings.add(np.strings.add(head, _json_values(values[cols[j]], rows,
+                                                                     text)),
+                                   np.strings.add(', "contribution": ', shares[rows, pos]))
+            out[rows] = np.strings.add(np.strings.add(out[rows], piece), "}")
+    return np.strings.add(out, "]").tolist()
+
+
+def _json_numbers(v: np.ndarray, text: Any) -> np.ndarray:
+    """Floats as ``json.dumps`` writes them (NumPy's shortest repr is Python's)."""
+    out = v.astype(text)
+    out[np.isnan(v)] = "NaN"
+    out[np.isposinf(v)] = "Infinity"
+    out[np.isneginf(v)] = "-Infinity"
+    return out
+
+
+def _json_values(col: pd.Series, rows: np.ndarray, text: Any) -> np.ndarray:
+    """``json.dumps(_plain(v), ensure_ascii=False)`` of ``col`` at positions ``rows``."""
+    kind = col.dtype.kind if isinstance(col.dtype, np.dtype) else "O"
+    if kind in "iu":
+        return col.to_numpy()[rows].astype(text)
+    if kind == "f":
+        v = col.to_numpy()[rows].astype(float)
+        whole = np.isfinite(v) & (v == np.round(v))
+        small = whole & (np.abs(v) < 2.0**53)
+        out = _json_numbers(v, text)
+        out[small] = v[small].astype(np.int64).astype(text)
+        big = whole & ~small
+        out[big] = [str(int(x)) for x in v[big]]
+        out[np.isnan(v)] = "null"
+        return out
+    codes, uniques = pd.factorize(col.iloc[rows], use_na_sentinel=True)
+    shown = np.array([json.dumps(_plain(u), ensure_ascii=False) for u in uniques] + ["null"],
+                     dtype=text)
+    return shown[codes]   # the sentinel -1 picks the last entry, "null"

@@ -14,7 +14,6 @@ No feature uses a fact dated after its cut-off, and labels come only from after 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -31,7 +30,7 @@ from kehu.i18n import _
 from kehu.models import registry
 from kehu.models.churn.definition import ChurnDefinition, labels, population
 from kehu.models.churn.metrics import summary
-from kehu.models.churn.reasons import top_reasons
+from kehu.models.churn.reasons import reasons_json
 from kehu.models.churn.tabular import ChurnClassifier
 from kehu.warehouse.engine import arrow_to_pandas
 
@@ -71,9 +70,11 @@ class ChurnFitReport:
 MAX_EVAL_ROWS = 200_000
 
 
-def labelled_expr(engine: Engine, cutoff: date, d: ChurnDefinition) -> Table:
-    """Features at ``cutoff`` and the label observed after it, for the population then."""
-    lab = labels(engine, cutoff, d)
+def labelled_expr(engine: Engine, cutoff: date, d: ChurnDefinition,
+                  labelled: Table | None = None) -> Table:
+    """Features at ``cutoff`` and the label observed after it, for the population then (or
+    for the customers of ``labelled``, a table of their labels)."""
+    lab = labelled if labelled is not None else labels(engine, cutoff, d)
     feats = customer_features(engine, cutoff, population=lab)
     return feats.join(lab, "customer_id")
 
@@ -88,6 +89,24 @@ def labelled_frame(engine: Engine, cutoff: date, d: ChurnDefinition,
     cap = max_rows if max_rows is not None else 2**62
     return arrow_to_pandas(engine.collect_sample(expr, cap, "customer_id", seed),
                            expr.schema())
+
+
+def _labelled_sample(engine: Engine, cutoff: date, d: ChurnDefinition, max_rows: int,
+                     seed: int) -> tuple[pd.DataFrame, tuple[int, int]]:
+    """Features and labels at ``cutoff`` on the driver, ordered by customer — of every
+    customer of the population, or of a random sample of about ``max_rows`` of them drawn
+    before any feature is built (the features of a million customers are not needed to fit
+    on 100 k) — and the population's size and churners."""
+    lab = engine.materialize(labels(engine, cutoff, d))
+    counts = _counts(engine, lab)
+    _check(counts, cutoff)
+    if counts[0] > max_rows:
+        # each customer with probability max_rows / n (Bernoulli), as collect_sample draws
+        lab = engine.materialize(lab.sample(max_rows / counts[0], seed=seed))
+    expr = labelled_expr(engine, cutoff, d, lab)
+    frame = arrow_to_pandas(engine.execute_arrow(expr.order_by("customer_id")),
+                            expr.schema())
+    return frame, counts
 
 
 def _counts(engine: Engine, labelled: Table) -> tuple[int, int]:
@@ -132,26 +151,17 @@ def fit(ws: Workspace, as_of: date | None = None, definition: ChurnDefinition | 
     notes: list[str] = []
     with eng.cached():
         if d.kind == "label_column":
-            lab = eng.materialize(labelled_expr(eng, as_of, d))
-            counts = _counts(eng, lab)
-            _check(counts, as_of)
-            full = labelled_frame(eng, as_of, d, max(max_rows, MAX_EVAL_ROWS) * 4 // 3, seed,
-                                  lab)
+            full, counts = _labelled_sample(eng, as_of, d,
+                                            max(max_rows, MAX_EVAL_ROWS) * 4 // 3, seed)
             rng = np.random.default_rng(seed)
             test = rng.random(len(full)) < 0.25
             train, hold = full[~test], full[test]
             population = counts[0]
             cutoffs = {"features": str(as_of), "holdout": "random 25 %"}
         else:
-            lab_train = eng.materialize(labelled_expr(eng, as_of - 2 * w, d))
-            lab_hold = eng.materialize(labelled_expr(eng, as_of - w, d))
-            counts = _counts(eng, lab_train)
-            counts_hold = _counts(eng, lab_hold)
-            _check(counts, as_of - 2 * w)
-            _check(counts_hold, as_of - w)
-            train = labelled_frame(eng, as_of - 2 * w, d, max_rows, seed, lab_train)
-            hold = labelled_frame(eng, as_of - w, d, max(max_rows, MAX_EVAL_ROWS), seed,
-                                  lab_hold)
+            train, counts = _labelled_sample(eng, as_of - 2 * w, d, max_rows, seed)
+            hold, counts_hold = _labelled_sample(eng, as_of - w, d,
+                                                 max(max_rows, MAX_EVAL_ROWS), seed)
             full = pd.concat([train, hold], ignore_index=True)
             population = counts[0] + counts_hold[0]
             cutoffs = {"train_features": str(as_of - 2 * w),
@@ -202,15 +212,16 @@ def score_expr(ws: Workspace, as_of: date | None = None,
     model: ChurnClassifier = registry.load(ws, rec)
     d = ChurnDefinition(**rec.details.get("definition", {}))
     as_of = as_of or last_day(eng)
-    pop = population(eng, as_of, d)
+    # kept: the features read it once per fact table
+    pop = eng.materialize(population(eng, as_of, d))
     feats = eng.materialize(customer_features(eng, as_of, population=pop))
 
     def score_batch(frame: pd.DataFrame) -> pd.DataFrame:
         x = frame.drop(columns=["customer_id"])
-        reasons = top_reasons(model.contributions(x), x, k=k)
+        risk, contrib = model.predict_proba_and_contributions(x)
         return pd.DataFrame({
-            "customer_id": frame["customer_id"], "churn_risk": model.predict_proba(x),
-            "churn_reasons": [json.dumps(r, ensure_ascii=False) for r in reasons],
+            "customer_id": frame["customer_id"], "churn_risk": risk,
+            "churn_reasons": reasons_json(contrib, x, k=k),
             "spend_trend_90d": frame.get("spend_trend_90d")})
 
     scored = eng.map_batches(feats, score_batch, SCORE_SCHEMA)

@@ -20,6 +20,10 @@ How it fits (all on the training rows only):
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -56,8 +60,11 @@ class ChurnClassifier:
     ``"logistic"`` or ``"blend"``; ``cv`` — inner folds; ``calibration`` — ``"platt"``,
     ``"isotonic"`` or ``"none"``; ``blend_margin`` — AUC the blend must gain over the best
     single model to be chosen; ``splines`` — spline terms for numerics in the logistic model;
-    ``seed``, ``n_jobs`` — for LightGBM; ``learning_rate``, ``num_leaves``,
-    ``min_child_samples``, ``max_trees`` — LightGBM's conservative defaults.
+    ``seed``; ``n_jobs`` — inner-fold fits run at once, ``-1`` for one per core (the logistic
+    folds next to the LightGBM ones; each fit is single-threaded, LightGBM and BLAS alike, so
+    the model is the same whatever the number);
+    ``learning_rate``, ``num_leaves``, ``min_child_samples``, ``max_trees`` — LightGBM's
+    conservative defaults.
 
     Learned: ``chosen_model_``, ``cv_scores_`` (inner out-of-fold AUC per candidate),
     ``features_`` (source columns used), ``dropped_`` (column -> reason), ``n_trees_``, ``C_``,
@@ -67,7 +74,7 @@ class ChurnClassifier:
 
     def __init__(self, model: str = "auto", cv: int = 4, calibration: str = "platt",
                  blend_margin: float = 0.002, splines: bool = True, seed: int = 0,
-                 n_jobs: int = 1, learning_rate: float = 0.04, num_leaves: int = 15,
+                 n_jobs: int = -1, learning_rate: float = 0.04, num_leaves: int = 15,
                  min_child_samples: int = 30, max_trees: int = 2000) -> None:
         self.model = model
         self.cv = cv
@@ -93,6 +100,7 @@ class ChurnClassifier:
         if not isinstance(self.cv, int) or self.cv < 2:
             raise KehuInputError(_("The '{name}' parameter must be an int >= {min}. Got {v} "
                                    "instead.").format(name="cv", min=2, v=self.cv))
+        self._workers()
         if not isinstance(X, pd.DataFrame):
             raise KehuInputError(_("The features must be a pandas DataFrame with one row per "
                                    "customer. Got {kind} instead.").format(kind=type(X).__name__))
@@ -114,9 +122,27 @@ class ChurnClassifier:
         """Type the columns, choose and fit the model, calibrate; returns ``self``."""
         from threadpoolctl import threadpool_limits
 
-        # BLAS threads spinning next to LightGBM's OpenMP threads slow both down many times
-        with threadpool_limits(limits=self.n_jobs, user_api="blas"):
+        # one thread per fit, the folds in parallel: BLAS threads spinning next to
+        # LightGBM's OpenMP threads slow both down many times, and a fit on one thread gives
+        # the same model on any machine
+        with threadpool_limits(limits=1, user_api="blas"):
             return self._fit(X, y)
+
+    def _workers(self) -> int:
+        n = self.n_jobs
+        if not isinstance(n, int) or isinstance(n, bool) or n == 0 or n < -1:
+            raise KehuInputError(_("The '{name}' parameter must be an int >= 1 or -1. Got "
+                                   "{v} instead.").format(name="n_jobs", v=self.n_jobs))
+        return (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs
+
+    def _parallel(self, jobs: list[Callable[[], Any]]) -> list[Any]:
+        """The results of ``jobs`` in order, run on up to :meth:`_workers` threads (the work
+        happens in LightGBM, BLAS and NumPy, which release the GIL)."""
+        workers = min(self._workers(), len(jobs))
+        if workers <= 1:
+            return [job() for job in jobs]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda job: job(), jobs))
 
     def _fit(self, X: pd.DataFrame, y: Any) -> ChurnClassifier:
         X, ya = self._validate(X, y)
@@ -173,10 +199,17 @@ class ChurnClassifier:
         folds = self._folds(ya)
         oof_lgb: np.ndarray | None = None
         oof_lr: np.ndarray | None = None
+        # LightGBM's folds one after the other (two boosters trained at once in one process
+        # crashed it, rarely), the logistic model's folds next to them
+        def lgb_paths() -> list[np.ndarray]:
+            return [self._lgb_path(F.iloc[tr], ya[tr], F.iloc[te], ya[te])
+                    for tr, te in folds] if use_lgb else []
+
+        jobs: list[Callable[[], Any]] = [lgb_paths]
+        if use_lr:
+            jobs += [partial(self._lr_path, F.iloc[tr], ya[tr], F.iloc[te]) for tr, te in folds]
+        paths, *done = self._parallel(jobs)
         if use_lgb:
-            paths: list[np.ndarray] = []
-            for tr, te in folds:
-                paths.append(self._lgb_path(F.iloc[tr], ya[tr], F.iloc[te], ya[te]))
             steps = min(p.shape[1] for p in paths)
             pooled = np.zeros((len(ya), steps))
             for (_tr, te), p in zip(folds, paths, strict=True):
@@ -191,8 +224,8 @@ class ChurnClassifier:
             self.n_trees_ = 0
         if use_lr:
             pooled = np.zeros((len(ya), len(C_GRID)))
-            for tr, te in folds:
-                pooled[te] = self._lr_path(F.iloc[tr], ya[tr], F.iloc[te])
+            for (_tr, te), p in zip(folds, done, strict=True):
+                pooled[te] = p
             aucs = np.array([roc_auc(ya, pooled[:, j]) for j in range(len(C_GRID))])
             j = int(np.argmax(aucs))
             self.C_ = float(C_GRID[j])
@@ -207,7 +240,7 @@ class ChurnClassifier:
                 "min_child_samples": self.min_child_samples, "subsample": 0.8,
                 "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 5.0,
                 "min_data_per_group": 100, "cat_smooth": 50.0, "cat_l2": 10.0,
-                "max_cat_to_onehot": 8, "random_state": self.seed, "n_jobs": self.n_jobs,
+                "max_cat_to_onehot": 8, "random_state": self.seed, "n_jobs": 1,
                 "verbose": -1, "deterministic": True, "force_col_wise": True}
 
     def _lgbm(self, n_trees: int) -> Any:
@@ -279,13 +312,25 @@ class ChurnClassifier:
         self._check_fitted()
         return self.typer_.transform(X)
 
-    def _raw(self, F: pd.DataFrame) -> np.ndarray:
+    def _design(self, F: pd.DataFrame) -> np.ndarray | None:
+        """The logistic model's design matrix of ``F`` (None without a logistic model)."""
+        return None if self.logistic_ is None else self.logistic_[:-1].transform(F)
+
+    def _raw(self, F: pd.DataFrame, Z: np.ndarray | None = None) -> np.ndarray:
         parts = []
         if self.lightgbm_ is not None:
             parts.append(self.lightgbm_.booster_.predict(F, raw_score=True))
         if self.logistic_ is not None:
-            parts.append(self.logistic_.decision_function(F))
+            Z = self._design(F) if Z is None else Z
+            parts.append(self.logistic_[-1].decision_function(Z))
         return np.asarray(np.mean(parts, axis=0), dtype=float)
+
+    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
+        if self.calibrator_ is None:
+            return _sigmoid(raw)
+        if isinstance(self.calibrator_, IsotonicRegression):
+            return np.asarray(self.calibrator_.predict(raw), dtype=float)
+        return np.asarray(self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1], dtype=float)
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of churn (the sum of :meth:`contributions` and the base)."""
@@ -293,12 +338,16 @@ class ChurnClassifier:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(churn) per row, a 1-D array."""
-        raw = self.decision_function(X)
-        if self.calibrator_ is None:
-            return _sigmoid(raw)
-        if isinstance(self.calibrator_, IsotonicRegression):
-            return np.asarray(self.calibrator_.predict(raw), dtype=float)
-        return np.asarray(self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1], dtype=float)
+        return self._calibrated(self.decision_function(X))
+
+    def predict_proba_and_contributions(self, X: pd.DataFrame
+                                        ) -> tuple[np.ndarray, pd.DataFrame]:
+        """:meth:`predict_proba` and :meth:`contributions` of the same rows (the same values),
+        the rows prepared once — what scoring with reasons needs."""
+        F = self.prepare(X)
+        Z = self._design(F)
+        proba = self._calibrated(self._raw(F, Z))
+        return proba, self._contributions(F, Z).drop(columns=[BASE])
 
     def contributions(self, X: pd.DataFrame, base: bool = False) -> pd.DataFrame:
         """Per-row, per-source-column contributions to the uncalibrated log-odds of churn.
@@ -311,19 +360,22 @@ class ChurnClassifier:
         out = self._contributions(self.prepare(X))
         return out if base else out.drop(columns=[BASE])
 
-    def _contributions(self, F: pd.DataFrame) -> pd.DataFrame:
+    def _contributions(self, F: pd.DataFrame, Z: np.ndarray | None = None) -> pd.DataFrame:
         names = [c.name for c in self.typer_.columns_]
         parts = []
         if self.lightgbm_ is not None:
             parts.append(np.asarray(self.lightgbm_.booster_.predict(F, pred_contrib=True)))
         if self.logistic_ is not None:
-            Z = self.logistic_[:-1].transform(F)
+            Z = self._design(F) if Z is None else Z
+            assert Z is not None
             lr = self.logistic_[-1]
-            terms = Z * lr.coef_[0]
-            per_col = np.zeros((len(F), len(names) + 1))
-            np.add.at(per_col.T, self._lr_source, terms.T)
-            per_col[:, -1] = lr.intercept_[0]
-            parts.append(per_col)
+            coef = lr.coef_[0]
+            per_col = np.zeros((len(names) + 1, len(F)))
+            # each design column's term added to its source column's, in order
+            for j, src in enumerate(self._lr_source):
+                per_col[src] += Z[:, j] * coef[j]
+            per_col[-1] = lr.intercept_[0]
+            parts.append(per_col.T)
         values = np.mean(parts, axis=0)
         return pd.DataFrame(values, columns=[*names, BASE], index=F.index)
 
