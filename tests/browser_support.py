@@ -153,13 +153,10 @@ def switch_language(page: Page, lang: str) -> None:
         page.click(f'form.lang-switch button[value="{lang}"]')
 
 
-def open_or_xfail(page: Page, url: str, what: str) -> Response:
-    """Open ``url``; a 404 means the page is not built yet, which is an expected failure
-    (issue 6 is in progress), while any other failure past this point is a real one."""
+def open_ok(page: Page, url: str) -> Response:
+    """Open ``url`` and require a successful answer."""
     response = page.goto(url)
     assert response is not None, url
-    if response.status == 404:
-        pytest.xfail(f"{what} ({url.split('/', 3)[-1]}) is not built yet: 404")
     assert response.ok, (url, response.status)
     return response
 
