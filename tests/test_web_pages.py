@@ -164,6 +164,39 @@ def test_account_manager_sees_only_their_customers(amy: TestClient, manager_id: 
     assert "0 customers" in r.text and f'href="/customers/{other}"' not in r.text
 
 
+def test_filter_by_segment_manager_rfm_class_and_risk_range(
+        ann: TestClient, amy: TestClient, ws: Workspace, customers: pd.DataFrame,
+        manager_id: str) -> None:
+    """Issue 6's list filters beyond tier and stage: a saved segment, the account manager,
+    the RFM class and a churn-risk range, each counted against pandas on the warehouse."""
+    from kehu.store import services as sv
+
+    spec = {"name": "上海客户", "rule": {"all": [{"field": "city", "op": "=", "value": "上海"}]}}
+    sv.save_definition(ws.store, sv.DefinitionIn(kind="segment", name="上海客户", spec=spec),
+                       "test")
+    page = ann.get("/customers").text
+    assert '<option value="上海客户">' in page
+    employees = ws.warehouse.read("employees").to_pandas().set_index("employee_id")
+    name = employees.name[manager_id]
+    assert f'<option value="{manager_id}">{name}' in page   # labelled with the name
+
+    def count(**params: str) -> int:
+        r = ann.get("/customers", params=params)
+        assert r.status_code == 200, r.text
+        return int(re.search(r"([\d,]+) customers", r.text).group(1).replace(",", ""))
+
+    assert count(segment="上海客户") == (customers.city == "上海").sum() > 0
+    assert count(manager=manager_id) == (customers.account_manager_id == manager_id).sum() > 0
+    scores = ws.warehouse.read("customer_scores").to_pandas()
+    scores = scores[scores.run_id == scores.run_id.max()]
+    cls = scores.rfm_class.value_counts().index[0]
+    want = scores[(scores.rfm_class == cls) & (scores.churn_risk >= 0.1)
+                  & (scores.churn_risk <= 0.5)]
+    assert count(rfm=cls, min_risk="0.1", max_risk="0.5") == len(want) > 0
+    # an account manager sees their own customers only: no manager to choose from
+    assert 'name="manager"' not in amy.get("/customers").text
+
+
 # -- customer 360 -------------------------------------------------------------------------------
 
 def test_customer_360_page_and_note(ann: TestClient, ws: Workspace,

@@ -13,6 +13,7 @@ from kehu.customers.search import (
     CustomerQuery,
     IndexInfo,
     Scope,
+    account_managers,
     ensure_index,
     get_visible,
     invalidate,
@@ -21,5 +22,5 @@ from kehu.customers.search import (
     search,
 )
 
-__all__ = ["CustomerPage", "CustomerQuery", "IndexInfo", "Scope", "ensure_index", "get_visible",
-           "invalidate", "mask_phone", "phone_digits", "search"]
+__all__ = ["CustomerPage", "CustomerQuery", "IndexInfo", "Scope", "account_managers",
+           "ensure_index", "get_visible", "invalidate", "mask_phone", "phone_digits", "search"]

@@ -449,6 +449,9 @@ class _Warm:
     #: copies of the live table sorted in one order, by rank column (least recently used
     #: dropped beyond :data:`MAX_SORTED`)
     sorted: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    #: the account managers of the live table, with the employees version their labels
+    #: came from: (live table, employees version, [(employee id, label)])
+    managers: tuple[str, int | None, list[tuple[str, str]]] | None = None
 
     def forget(self, name: str) -> None:
         """Drop what is kept of a dropped table (its Ibis table, queries naming it)."""
@@ -803,6 +806,33 @@ def search(ws: Workspace, query: CustomerQuery, scope: Scope) -> CustomerPage:
     info = w.info
     return CustomerPage(total, query.page, query.page_size, [_row(r, scope) for r in rows],
                         info.as_of, info.run_id)
+
+
+def account_managers(ws: Workspace) -> list[tuple[str, str]]:
+    """``(employee id, label)`` of every account manager customers are assigned to today, by
+    id, for the customer list's manager filter; the label adds the employee's name and team
+    where the ``employees`` table has them. Kept until the assignments, the customers or the
+    employees change."""
+    w = _warm(ws, None)
+    try:
+        emp_version = ws.warehouse.head_version("employees")
+        got = w.managers
+        if got is None or got[0] != w.live or got[1] != emp_version:
+            t = w.table(w.live)
+            ids = t.filter(t.account_manager_id.notnull()).select("account_manager_id") \
+                .distinct().order_by("account_manager_id").to_pyarrow().column(0).to_pylist()
+            names: dict[str, str] = {}
+            if emp_version is not None:
+                cols = [c for c in ("employee_id", "name", "team")
+                        if c in ws.warehouse.schema("employees").names]
+                for r in ws.warehouse.read("employees", columns=cols).to_pylist():
+                    names[str(r["employee_id"])] = " · ".join(
+                        str(r[c]) for c in ("name", "team") if r.get(c))
+            got = w.managers = (str(w.live), emp_version,
+                                [(i, f"{names[i]} ({i})" if names.get(i) else i) for i in ids])
+        return list(got[2])
+    finally:
+        w.lock.release()
 
 
 def warm_index(ws: Workspace) -> None:

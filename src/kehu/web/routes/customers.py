@@ -26,9 +26,10 @@ from kehu.workspace import Workspace
 router = APIRouter(include_in_schema=False)
 
 #: the list page's form fields and the CustomerQuery fields they fill
-FORM_FIELDS = {"q": "q", "tier": "tiers", "lifecycle": "lifecycle_stages",
+FORM_FIELDS = {"q": "q", "tier": "tiers", "segment": "segment", "lifecycle": "lifecycle_stages",
                "rfm": "rfm_classes", "min_risk": "min_risk", "max_risk": "max_risk",
-               "sort": "sort", "desc": "desc", "page": "page", "page_size": "page_size"}
+               "manager": "manager", "sort": "sort", "desc": "desc", "page": "page",
+               "page_size": "page_size"}
 LIST_FIELDS = frozenset({"tiers", "lifecycle_stages", "rfm_classes"})
 SORT_LABELS = {"total_value": "Total value", "current_value": "Current value", "clv": "CLV",
                "churn_risk": "Churn risk", "customer_id": "Customer id", "name": "Name"}
@@ -75,15 +76,24 @@ def customers_page(request: Request, user: CurrentUser, ws: WorkspaceDep) -> Res
     """The customer list; with ``HX-Request`` only the result table (a partial)."""
     locale = apply_locale(request)
     query, values = form_query(request.query_params)
-    result = search(ws, query, scope_of(user))
+    scope = scope_of(user)
+    result = search(ws, query, scope)
     values.pop("page", None)
-    ctx = {"result": result, "values": values, "choices": choices(locale),
+    partial = request.headers.get("HX-Request") \
+        and not request.headers.get("HX-History-Restore-Request")
+    options = choices(locale)
+    if not partial:   # the filters' saved segments and managers (the form is not swapped)
+        from kehu.customers import account_managers
+        from kehu.segments.saved import list_saved
+
+        options["segment"] = [(s.name, s.name) for s in list_saved(ws.store)]
+        # an account manager sees their own customers only: no manager to choose
+        options["manager"] = [] if scope.employee_id else account_managers(ws)
+    ctx = {"result": result, "values": values, "choices": options,
            "labels": _labels(locale),
            "prev_link": _page_link(values, result.page - 1) if result.page > 1 else None,
            "next_link": _page_link(values, result.page + 1)
            if result.page < result.pages else None}
-    partial = request.headers.get("HX-Request") \
-        and not request.headers.get("HX-History-Restore-Request")
     return render(request, "_customer_rows.html" if partial else "customers.html", ctx)
 
 
