@@ -170,6 +170,18 @@ def test_sign_in_and_dashboard_charts_without_console_errors(page: Page, console
     assert page.locator("[_echarts_instance_] svg, [_echarts_instance_] canvas").count() >= 1
     page.wait_for_load_state("networkidle")
     screenshot(page, "dashboard")
+    # the lifecycle flows between two other dates: the section is fetched and redrawn alone
+    flows = page.locator("#section-lifecycle")
+    flows.locator('input[name="flows_from"]').fill("2024-06-30")
+    flows.locator('input[name="flows_to"]').fill("2025-06-30")
+    with page.expect_response(lambda r: "flows_from=2024-06-30" in r.url):
+        flows.locator('button[type="submit"]').click()
+    # the new section is swapped in and its sankey drawn with nodes on the chosen dates
+    page.locator("#section-lifecycle [_echarts_instance_]", has_text="2025-06-30").wait_for()
+    assert "(2024-06-30)" in page.locator("#section-lifecycle figure").inner_text()
+    assert page.locator('#section-lifecycle input[name="flows_to"]').input_value() == \
+        "2025-06-30"
+    assert path_of(page.url) == "/"   # the rest of the page stayed
     assert console.take() == []
 
 

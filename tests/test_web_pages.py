@@ -90,6 +90,35 @@ def test_dashboard_every_section_chart_and_table(ann: TestClient, ws: Workspace)
     assert "application/json" in ann.get("/static/kehu.js").text
 
 
+def test_dashboard_lifecycle_flows_between_chosen_dates(ann: TestClient,
+                                                       ws: Workspace) -> None:
+    """The sankey's two dates are chosen on the page: the form asks for the section alone
+    (HTMX), a plain GET renders the page with them; the flows are the lifecycle analytic's."""
+    from kehu.analytics.lifecycle import transitions
+
+    page = ann.get("/").text
+    assert 'name="flows_from"' in page and 'name="flows_to"' in page
+    start, end = "2024-03-01", "2025-03-01"
+    r = ann.get("/", params={"flows_from": start, "flows_to": end},
+                headers={"HX-Request": "true", "HX-Target": "section-lifecycle"})
+    assert r.status_code == 200 and "<html" not in r.text
+    assert r.text.lstrip().startswith('<section class="dash-section" id="section-lifecycle"')
+    assert f'value="{start}"' in r.text and f'value="{end}"' in r.text
+    sankey = json.loads(re.search(r'id="chart-lifecycle">(.*?)</script>', r.text, re.S)[1])
+    eng = ws.engine
+    want = transitions(eng.table("transactions"), eng.table("customers"),
+                       eng.table("churn_events"), pd.Timestamp(start).date(),
+                       pd.Timestamp(end).date()).to_pandas()
+    links = sankey["series"][0]["links"]
+    assert sum(x["value"] for x in links) == want.customers.sum() > 0
+    assert all(x["source"].endswith(f"({start})") and x["target"].endswith(f"({end})")
+               for x in links)
+    full = ann.get("/", params={"flows_from": start, "flows_to": end})
+    assert full.status_code == 200 and f'value="{start}"' in full.text and "<html" in full.text
+    bad = ann.get("/", params={"flows_from": end, "flows_to": start})
+    assert bad.status_code == 400 and "flows_from" in bad.text
+
+
 def test_dashboard_in_chinese(ann: TestClient, ws: Workspace) -> None:
     page = ann.get("/?lang=zh_CN").text
     assert dashboard(ws, "zh_CN").sections["rfm"].title in page and 'lang="zh-CN"' in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -43,15 +44,20 @@ def _headline_chart(monthly: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/")
-def dashboard(request: Request, user: CurrentUser, ws: WorkspaceDep, scope: ScopeDep) -> Response:
+def dashboard(request: Request, user: CurrentUser, ws: WorkspaceDep, scope: ScopeDep,
+              flows_from: date | None = None, flows_to: date | None = None) -> Response:
     """The dashboard service's sections, each a chart and the same numbers as a table; before
     the first analysis run, the headline figures only. Account managers, who may not see
-    all-customer figures, are pointed to their customer list."""
+    all-customer figures, are pointed to their customer list. ``flows_from`` / ``flows_to``
+    choose the lifecycle flows' dates; the flows form asks HTMX for that section alone."""
     locale = apply_locale(request)
     if not scope.all_customers:
         return render(request, "dashboard.html", my_portfolio(ws, user, locale))
     try:
-        data = dashboard_data(ws, locale)
+        data = dashboard_data(ws, locale, flows_from, flows_to)
+        if request.headers.get("HX-Target") == "section-lifecycle":
+            return render(request, "_section.html",
+                          {"sec": data.sections["lifecycle"].to_dict()})
     except NotFoundError:  # no analysis run yet
         from kehu.analytics.headline import headline
 

@@ -47,5 +47,6 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
-  document.addEventListener("htmx:afterSwap", function (e) { draw(e.target); });
+  // after any swap (an outerHTML swap replaces the event's target): charts not drawn yet
+  document.addEventListener("htmx:afterSettle", function () { draw(document); });
 })();
