@@ -263,17 +263,21 @@ def _snapshot_saved_segments(ws: Workspace, run_id: str, report: RunReport) -> N
 #: ``kehu crosssell offers`` default of 50, to keep the run's work at 1 M customers bounded)
 POTENTIAL_OFFERS = 3
 POTENTIAL_PRIOR_CANDIDATES = 10
+#: the latest run's offers (run_id, as_of and :data:`kehu.models.crosssell.OFFER_COLUMNS`),
+#: replaced by every run (Delta's history keeps the older runs'), read by the customer 360
+OFFERS_TABLE = "customer_offers"
 
 
 def _cross_sell_potential(eng: Any, as_of: date, report: RunReport) -> Table | None:
     """Per customer: the expected margin over the next 12 months of their top offers (the
     cross-sell propensity model); None when there is no product data to propose anything,
-    and the value decomposition falls back to the peer gap."""
+    and the value decomposition falls back to the peer gap. The offers themselves, computed
+    once, replace the content of :data:`OFFERS_TABLE` (empty when none could be made)."""
     from kehu.models.crosssell import offers_expr
 
     try:
-        o = offers_expr(eng, as_of, POTENTIAL_OFFERS, horizon_days=365,
-                        prior_candidates=POTENTIAL_PRIOR_CANDIDATES)
+        o = eng.materialize(offers_expr(eng, as_of, POTENTIAL_OFFERS, horizon_days=365,
+                                        prior_candidates=POTENTIAL_PRIOR_CANDIDATES))
         v = eng.materialize(o.group_by("customer_id").aggregate(
             potential_value=o.expected_margin.sum()))
         row = eng.execute_arrow(v.aggregate(n=v.count(), total=v.potential_value.sum())) \
@@ -281,13 +285,35 @@ def _cross_sell_potential(eng: Any, as_of: date, report: RunReport) -> Table | N
     except EngineError:
         raise
     except KehuError as exc:
+        _write_offers(eng, None, report.run_id, as_of)
         report.notes.append(_("Potential value from the peer gap: {err}").format(err=exc))
         return None
+    _write_offers(eng, o, report.run_id, as_of)
     if not row["n"] or not row["total"]:
         report.notes.append(_("Potential value from the peer gap: no product data to base "
                               "cross-sell offers on."))
         return None
     return v
+
+
+#: the columns of :data:`OFFERS_TABLE` and their types
+OFFERS_SCHEMA: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"), ("as_of", "date"), ("customer_id", "string"), ("rank", "int64"),
+    ("product_id", "string"), ("propensity", "float64"), ("expected_margin", "float64"),
+    ("reason", "string"), ("reason_confidence", "float64"), ("reason_lift", "float64"),
+    ("segment", "string"), ("prior", "float64"), ("margin", "float64"))
+
+
+def _write_offers(eng: Any, offers: Table | None, run_id: str, as_of: date) -> None:
+    """Replace :data:`OFFERS_TABLE` with this run's ``offers`` (none: an empty table, so no
+    earlier run's offers are shown as current)."""
+    if offers is None:
+        offers = ibis.memtable(pa.table({c: pa.array([], type=pa.string())
+                                         for c, _t in OFFERS_SCHEMA}))
+    cols = {"run_id": ibis.literal(run_id, "string"), "as_of": ibis.literal(as_of, "date")}
+    out = offers.select(**cols, **{c: offers[c].cast(t) for c, t in OFFERS_SCHEMA
+                                   if c not in cols})
+    eng.write(OFFERS_TABLE, out, mode="overwrite", metadata={"kehu.run_id": run_id})
 
 
 def _churn(ws: Workspace, as_of: date, report: RunReport) -> Table | None:

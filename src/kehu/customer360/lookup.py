@@ -38,14 +38,17 @@ if TYPE_CHECKING:
 
 LOOKUP_DIR = Path(".cache") / "customer_lookup"
 #: bump when what is stored changes: older files are then rebuilt
-LOOKUP_FORMAT = 2
+LOOKUP_FORMAT = 3
 #: files kept per workspace
 KEEP_FILES = 2
 SCORES = "customer_scores"
+#: the latest run's next best offers (:data:`kehu.analytics.run.OFFERS_TABLE`)
+OFFERS = "customer_offers"
 #: the virtual table of every timeline source's events (materialised in the file)
 TIMELINE = "timeline"
-#: the tables copied into the file (employees whole, the others sorted by customer)
-TABLES = ("customers", "employees", SCORES, "contracts")
+#: the tables copied into the file (employees and products whole, the others sorted by
+#: customer)
+TABLES = ("customers", "employees", SCORES, "contracts", OFFERS, "products")
 #: tables whose changes change the source tables as the engine shows them
 IDENTITY_TABLES = ("identity_map", "customer_golden")
 

@@ -28,6 +28,25 @@ class TimelineItem(BaseModel):
     source: str
 
 
+class Offer(BaseModel):
+    """One of the customer's next best offers from the latest analysis run (the cross-sell
+    model, :mod:`kehu.models.crosssell`), best first."""
+
+    rank: int
+    product_id: str
+    product_name: str | None = None
+    propensity: float = Field(description="probability of buying it within 12 months")
+    expected_margin: float | None = Field(None, description="propensity × the product's margin")
+    reason: str | None = Field(None, description="the product bought that suggests this one "
+                                                 "(an association rule), if any")
+    reason_name: str | None = None
+    reason_confidence: float | None = None
+    reason_lift: float | None = None
+    segment: str | None = Field(None, description="the customer's tier, whose adoption "
+                                                  "rate is the offer's prior")
+    prior: float | None = None
+
+
 class Customer360(BaseModel):
     customer_id: str
     profile: dict[str, Any]
@@ -42,6 +61,8 @@ class Customer360(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     timeline: list[TimelineItem] = Field(default_factory=list)
     timeline_total: int = 0
+    #: next best offers from the latest analysis run; empty before the first run
+    offers: list[Offer] = Field(default_factory=list)
 
 
 def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Customer360:
@@ -127,7 +148,32 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
     return Customer360(customer_id=customer_id, profile=profile, attributes=attrs,
                        account_manager=manager, scores=scores, service_level=service_level,
                        counts=counts, timeline=items,
-                       timeline_total=total)
+                       timeline_total=total, offers=_offers(ws, customer_id, lookup_rows))
+
+
+def _offers(ws: Workspace, customer_id: str, lookup_rows: Any) -> list[Offer]:
+    """The customer's offers from the latest run, best first: one query, which names the
+    products (offered and reason) when the products table has been imported."""
+    from kehu.analytics.run import OFFERS_TABLE
+
+    if ws.warehouse.head_version(OFFERS_TABLE) is None:
+        return []
+    named = ws.warehouse.head_version("products") is not None
+    fields = [c for c in Offer.model_fields if c not in ("product_name", "reason_name")]
+
+    def offers(table: Any, v: dict[str, Any]) -> Any:
+        o = table(OFFERS_TABLE)
+        o = o.filter(o.customer_id == v["cid"]).select(*fields)
+        if named:
+            p = table("products")
+            names = p.select(named_id=p.product_id, product_name=p["name"])
+            o = o.left_join(names, o.product_id == names.named_id).drop("named_id")
+            reasons = p.select(named_id=p.product_id, reason_name=p["name"])
+            o = o.left_join(reasons, o.reason == reasons.named_id).drop("named_id")
+        return o.order_by("rank")
+
+    return [Offer(**r) for r in lookup_rows(ws, "offers" if named else "offers_unnamed",
+                                            offers, cid=customer_id)]
 
 
 def _local(t: datetime) -> datetime:
