@@ -293,7 +293,8 @@ def test_kehu_run_on_spark_writes_the_same_scores(base: Path, spark_session: Any
         assert a[col].value_counts().to_dict() == b[col].value_counts().to_dict()
     assert a.clv.sum() == pytest.approx(b.clv.sum(), rel=1e-6)
     # the other tables of the run
-    for t in ("cube_monthly", "cube_monthly_coarse", "forecasts", "segment_members"):
+    for t in ("cube_monthly", "cube_monthly_coarse", "forecasts", "segment_members",
+              "customer_offers"):
         x = duck.warehouse.read(t).to_pandas()
         y = spark_ws.warehouse.read(t).to_pandas()
         drop = [c for c in ("run_id", "snapshot_at") if c in x.columns]
