@@ -251,6 +251,98 @@ def test_customer_360_page_and_note(ann: TestClient, ws: Workspace,
         (a.actor, a.action, a.object_type, a.object_id) for a in audit_log(ws.store)]
 
 
+def test_360_reads_as_sentences_in_the_users_language(ann: TestClient, ws: Workspace) -> None:
+    """Churn reasons as sentences, profile fields and contract columns named and translated,
+    contract end dates with the days left (issue 6's "contracts with maturity dates")."""
+    from datetime import date
+
+    from kehu.i18n import set_locale
+    from kehu.models.churn.reasons import render
+
+    scores = ws.warehouse.read("customer_scores").to_pandas()
+    scores = scores[scores.run_id == scores.run_id.max()]
+    risky = scores.dropna(subset=["churn_reasons"])
+    risky = risky[risky.churn_reasons.str.len() > 2]
+    cid = str(risky.customer_id.iloc[0])
+    page = ann.get(f"/customers/{cid}").text
+    set_locale("en")
+    for reason in json.loads(risky.churn_reasons.iloc[0]):
+        assert render(reason) in page
+    assert "<dt>Birth date</dt>" in page and "<dt>birth_date</dt>" not in page
+    contracts = ws.warehouse.read("contracts").to_pandas()
+    held = contracts[contracts.customer_id == contracts.customer_id.iloc[0]]
+    c = held.iloc[0]
+    zh = ann.get(f"/customers/{c.customer_id}", params={"lang": "zh_CN"}).text
+    ann.get("/", params={"lang": "en"})
+    assert "结束/到期" in zh and "<dt>出生日期</dt>" in zh and str(c.contract_id) in zh
+    status_zh = {"active": "有效", "ended": "已结束", "cancelled": "已取消", "renewed": "已续约"}
+    assert status_zh[c.status] in zh
+    # the next best offers card: the run's offers of the customer, best first
+    offers = ws.warehouse.read("customer_offers").to_pandas()
+    mine = offers[offers.customer_id == offers.customer_id.iloc[0]].sort_values("rank")
+    page = ann.get(f"/customers/{mine.customer_id.iloc[0]}").text
+    card = page[page.index('id="offers"'):page.index('id="h-contracts"')]
+    shown = re.findall(r'<span class="muted">([^<]+)</span></td>', card)
+    assert shown == mine.product_id.tolist()
+    # days left to an end date, as of today, on a contract ending in the future
+    future = contracts[pd.to_datetime(contracts.end_date) > pd.Timestamp.today()]
+    if len(future):
+        f = future.iloc[0]
+        left = (pd.Timestamp(f.end_date).date() - date.today()).days
+        en = ann.get(f"/customers/{f.customer_id}").text
+        assert f"in {left:,} days" in en
+def test_staff_log_a_contact_on_the_360_page(ann: TestClient, amy: TestClient, app: FastAPI,
+                                             ws: Workspace, manager_id: str,
+                                             customers: pd.DataFrame) -> None:
+    """Issue 6: interactions that staff log on the 360 page join the customer's timeline and
+    the app store (with who logged it), audited; viewers cannot, account managers only for
+    their own customers."""
+    from kehu.store.services import list_interactions
+
+    cid = str(customers[customers.account_manager_id == manager_id].customer_id.iloc[2])
+    page = amy.get(f"/customers/{cid}").text
+    assert 'action="/customers/' + cid + '/interactions"' in page and "WeChat" in page
+    r = amy.post(f"/customers/{cid}/interactions", follow_redirects=False, data={
+        "channel": "wechat", "direction": "outbound", "time": "2025-11-03T10:15",
+        "type": "call", "outcome": "call back", "text": "想了解金卡权益",
+        "csrf_token": csrf(amy, "/")})
+    assert r.status_code == 303 and r.headers["location"] == f"/customers/{cid}#timeline"
+    got = list_interactions(ws.store, cid)[-1]
+    assert (got.channel, got.direction, got.type, got.outcome, got.text, got.employee_id) == (
+        "wechat", "outbound", "call", "call back", "想了解金卡权益", manager_id)
+    assert str(got.time) == "2025-11-03 10:15:00"
+    assert ("amy", "create", "interaction", str(got.id)) in [
+        (a.actor, a.action, a.object_type, a.object_id) for a in audit_log(ws.store)]
+    page = amy.get(f"/customers/{cid}").text
+    rows = re.findall(r'<tr class="kind-interaction">(.*?)</tr>', page, re.S)
+    assert any("WeChat" in r and "想了解金卡权益" in r and "call back" in r for r in rows)
+    # a wrong channel is refused, naming the field, and nothing is logged
+    n = len(list_interactions(ws.store, cid))
+    r = amy.post(f"/customers/{cid}/interactions", data={
+        "channel": "pigeon", "csrf_token": csrf(amy, "/")})
+    assert r.status_code == 400 and "channel" in r.text
+    assert len(list_interactions(ws.store, cid)) == n
+    # not another manager's customer; not a viewer
+    other = str(customers[customers.account_manager_id != manager_id].customer_id.iloc[0])
+    r = amy.post(f"/customers/{other}/interactions", data={
+        "channel": "hotline", "csrf_token": csrf(amy, "/")})
+    assert r.status_code == 404 and not list_interactions(ws.store, other)
+    vic = signed_in(app, "vic")
+    assert "/interactions" not in vic.get(f"/customers/{cid}").text
+    r = vic.post(f"/customers/{cid}/interactions", data={
+        "channel": "hotline", "csrf_token": csrf(vic, "/")})
+    assert r.status_code == 403
+    # the API: the same service, with a bearer token
+    c = TestClient(app)
+    r = c.post(f"/api/v1/customers/{cid}/interactions", headers=bearer(ws, "ann"),
+               json={"channel": "visit", "type": "visit", "outcome": "signed"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["channel"] == "visit" and body["employee_id"] is None and body["user_id"]
+    assert_problem(c.post(f"/api/v1/customers/{cid}/interactions", headers=bearer(ws, "ann"),
+                          json={"channel": "visit", "outcome": "x" * 201}), 422)
+
+
 def test_account_manager_404_for_another_managers_customer(
         amy: TestClient, manager_id: str, customers: pd.DataFrame) -> None:
     other = customers[customers.account_manager_id != manager_id].customer_id.iloc[0]

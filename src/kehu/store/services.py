@@ -44,16 +44,20 @@ class NoteIn(BaseModel):
     author_id: int | None = None
 
 
+#: the channels an interaction can come through (MISSION D5)
+Channel = Literal["store", "hotline", "sms", "web", "app", "visit", "email", "wechat", "mail",
+                  "push", "partner", "other"]
+
+
 class InteractionIn(BaseModel):
     customer_id: str = Field(min_length=1, max_length=80)
     time: datetime
-    channel: Literal["store", "hotline", "sms", "web", "app", "visit", "email", "wechat",
-                     "mail", "push", "partner", "other"]
-    type: str | None = None
+    channel: Channel
+    type: str | None = Field(None, max_length=80)
     direction: Literal["inbound", "outbound"] | None = None
-    outcome: str | None = None
-    text: str | None = None
-    employee_id: str | None = None
+    outcome: str | None = Field(None, max_length=200)
+    text: str | None = Field(None, max_length=20_000)
+    employee_id: str | None = Field(None, max_length=80)
     user_id: int | None = None
 
 

@@ -27,7 +27,7 @@ from kehu.web.deps import (
     require_role,
 )
 from kehu.web.routes.api import PREFIX, PROBLEM
-from kehu.web.routes.customers import scope_of
+from kehu.web.routes.customers import InteractionBody, interaction_in, scope_of
 
 router = APIRouter(prefix=PREFIX, tags=["customers"],
                    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM})
@@ -112,6 +112,21 @@ class TaskPage(Paged):
     rows: list[TaskOut]
 
 
+class InteractionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: str
+    time: datetime
+    channel: str
+    type: str | None
+    direction: str | None
+    outcome: str | None
+    text: str | None
+    employee_id: str | None
+    user_id: int | None
+
+
 class NoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -180,6 +195,18 @@ def post_note(customer_id: str, body: NoteBody, user: Staff,
     note = sv.add_note(ws.store, NoteIn(customer_id=customer_id, text=body.text.strip(),
                                         author_id=user.user.id), actor=user.actor)
     return NoteOut.model_validate(note)
+
+
+@router.post("/customers/{customer_id}/interactions", response_model=InteractionOut,
+             status_code=201, responses={404: PROBLEM})
+def post_interaction(customer_id: str, body: InteractionBody, user: Staff,
+                     ws: WorkspaceDep) -> InteractionOut:
+    """Log a contact with a customer you may see (audited); it joins their timeline and
+    the warehouse's interactions at the next analysis run."""
+    get_visible(ws, customer_id, scope_of(user))
+    item = sv.log_interaction(ws.store, interaction_in(customer_id, body, user),
+                              actor=user.actor)
+    return InteractionOut.model_validate(item)
 
 
 @router.get("/dashboard", response_model=DashboardOut, responses={404: PROBLEM})

@@ -5,11 +5,13 @@ user's scope (:class:`kehu.customers.Scope`): another manager's customer is a 40
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kehu.analytics.lifecycle import STAGES
 from kehu.analytics.rfm import RfmClassScheme
@@ -17,9 +19,9 @@ from kehu.customer360.service import customer_360, kind_label
 from kehu.customers import CustomerQuery, Scope, get_visible, search
 from kehu.dashboard.service import STAGE_LABELS
 from kehu.errors import KehuInputError, NotFoundError
-from kehu.i18n import _
+from kehu.i18n import N_, _
 from kehu.store import services as sv
-from kehu.store.services import NoteIn
+from kehu.store.services import Channel, InteractionIn, NoteIn
 from kehu.web.deps import CurrentUser, Principal, Staff, WorkspaceDep, apply_locale, render
 from kehu.workspace import Workspace
 
@@ -102,9 +104,42 @@ def _labels(locale: str) -> dict[str, dict[str, str]]:
     return {k: dict(v) for k, v in c.items()}
 
 
+#: the 360 page's names of profile fields (others show their column name)
+PROFILE_LABELS = {
+    "customer_type": N_("Customer type"), "gender": N_("Gender"),
+    "birth_date": N_("Birth date"), "id_number": N_("ID number"), "phone": N_("Phone"),
+    "email": N_("E-mail"), "address": N_("Address"), "region": N_("Region"),
+    "city": N_("City"), "signup_date": N_("Customer since"),
+    "signup_channel": N_("Joined through"), "account_manager_id": N_("Account manager id"),
+    "industry": N_("Industry"), "source_system": N_("Source system"),
+}
+CONTRACT_STATUS = {"active": N_("in force"), "ended": N_("ended"),
+                   "cancelled": N_("cancelled"), "renewed": N_("renewed")}
+#: a contract ending within this many days is marked as maturing (到期预先通知)
+MATURING_DAYS = 90
+
+
+def profile_facts(profile: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The profile as (label, value) pairs in the current language, codes named."""
+    from kehu.explorer.labels import CUSTOMER_TYPE_LABELS, GENDER_LABELS
+
+    named = {"gender": GENDER_LABELS, "customer_type": CUSTOMER_TYPE_LABELS}
+    out = []
+    for k, v in profile.items():
+        if k in ("customer_id", "name") or v is None:
+            continue
+        if k in named and v in named[k]:
+            v = _(named[k][v])
+        elif isinstance(v, bool):
+            v = _("yes") if v else _("no")
+        out.append((_(PROFILE_LABELS[k]) if k in PROFILE_LABELS else k, v))
+    return out
+
+
 def contracts_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
     """The customer's contracts from the warehouse, latest start first (none without the
-    table)."""
+    table), each with ``days_left`` to its end date (negative once ended) and ``status_label``.
+    """
     from kehu.customer360.lookup import rows
 
     if ws.warehouse.head_version("contracts") is None:
@@ -117,7 +152,14 @@ def contracts_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
         return t.filter(t.customer_id == v["cid"]).select(*cols) \
             .order_by(t.start_date.desc())
 
-    return rows(ws, "contracts", contracts, cid=customer_id)
+    today = date.today()
+    out = rows(ws, "contracts", contracts, cid=customer_id)
+    for r in out:
+        end = r.get("end_date")
+        r["days_left"] = (end - today).days if isinstance(end, date) else None
+        status = r.get("status")
+        r["status_label"] = _(CONTRACT_STATUS[status]) if status in CONTRACT_STATUS else status
+    return out
 
 
 def churn_reasons(scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -129,7 +171,12 @@ def churn_reasons(scores: dict[str, Any]) -> list[dict[str, Any]]:
         items = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
         return []
-    return [r for r in items if isinstance(r, dict)] if isinstance(items, list) else []
+    if not isinstance(items, list):
+        return []
+    from kehu.models.churn.reasons import render as sentence
+
+    # each reason as a sentence in the reader's language ("contract ends in 21 days")
+    return [{**r, "text": sentence(r)} for r in items if isinstance(r, dict) and "feature" in r]
 
 
 @router.get("/customers/{customer_id}")
@@ -152,8 +199,12 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
         c360.profile["phone"] = row.get("phone")
         c360.profile.pop("id_number", None)
     labels = _labels(locale)
+    from kehu.explorer.labels import CHANNEL_LABELS
+
+    labels["channel"] = {k: _(v) for k, v in CHANNEL_LABELS.items()}
     return render(request, "customer.html", {
         "c": c360, "row": row, "labels": labels, "contracts": contracts_of(ws, customer_id),
+        "facts": profile_facts(c360.profile), "maturing_days": MATURING_DAYS,
         "reasons": churn_reasons(c360.scores), "kind_label": kind_label,
         "notes": sv.list_notes(ws.store, customer_id),
         "tasks": sv.list_tasks(ws.store, customer_id=customer_id)})
@@ -169,3 +220,49 @@ def add_note_form(customer_id: str, text: Annotated[str, Form(max_length=20_000)
     sv.add_note(ws.store, NoteIn(customer_id=customer_id, text=text.strip(),
                                  author_id=user.user.id), actor=user.actor)
     return RedirectResponse(f"/customers/{customer_id}#notes", status_code=303)
+
+
+class InteractionBody(BaseModel):
+    """A contact staff log with a customer (a call, a visit, a WeChat chat …)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    #: when it happened (business-local time); default: now
+    time: datetime | None = None
+    type: str | None = Field(None, max_length=80, description="e.g. call, visit, complaint")
+    direction: Literal["inbound", "outbound"] | None = None
+    outcome: str | None = Field(None, max_length=200)
+    text: str | None = Field(None, max_length=20_000)
+
+
+def interaction_in(customer_id: str, body: InteractionBody, user: Principal) -> InteractionIn:
+    """The store's record of ``body``, logged by ``user`` (their employee id, if any)."""
+    clean = {k: (v.strip() or None) if isinstance(v, str) else v
+             for k, v in body.model_dump(exclude={"time"}).items()}
+    return InteractionIn(customer_id=customer_id, time=body.time or datetime.now(),
+                         employee_id=user.user.employee_id, user_id=user.user.id, **clean)
+
+
+@router.post("/customers/{customer_id}/interactions")
+def log_interaction_form(
+        customer_id: str, user: Staff, ws: WorkspaceDep, channel: Annotated[str, Form()],
+        time: Annotated[str, Form(max_length=40)] = "",
+        type: Annotated[str, Form(max_length=80)] = "",
+        direction: Annotated[str, Form(max_length=20)] = "",
+        outcome: Annotated[str, Form(max_length=200)] = "",
+        text: Annotated[str, Form(max_length=20_000)] = "") -> Response:
+    """Log a contact from the 360 page (CSRF-checked; audited by the store service)."""
+    get_visible(ws, customer_id, scope_of(user))
+    try:
+        body = InteractionBody.model_validate({
+            "channel": channel, "time": time or None, "type": type or None,
+            "direction": direction or None, "outcome": outcome or None, "text": text or None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise KehuInputError(_("The contact was not logged: the '{field}' field {problem}. "
+                               "Correct it and log it again.").format(
+            field=".".join(str(x) for x in err["loc"]), problem=err["msg"])) from exc
+    sv.log_interaction(ws.store, interaction_in(customer_id, body, user), actor=user.actor)
+    return RedirectResponse(f"/customers/{quote(customer_id, safe='')}#timeline",
+                            status_code=303)
