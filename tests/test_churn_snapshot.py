@@ -244,6 +244,24 @@ def test_folds_in_parallel_give_the_same_model(driver_data: tuple) -> None:
         ChurnClassifier(n_jobs=0).fit(X, y)
 
 
+@pytest.mark.parametrize("model", ["lightgbm", "logistic", "blend"])
+def test_fixed_hyper_parameters_give_the_chosen_model(driver_data: tuple, model: str) -> None:
+    """Given the trees and C an inner CV chose, a fit skips the search and gives the same
+    out-of-fold scores, calibration and probabilities (to rounding)."""
+    X, y = driver_data
+    chosen = ChurnClassifier(model=model, cv=3).fit(X, y)
+    fixed = ChurnClassifier(model=model, cv=3, n_trees=chosen.n_trees_ or None,
+                            C=None if np.isnan(chosen.C_) else chosen.C_).fit(X, y)
+    np.testing.assert_equal((fixed.n_trees_, fixed.C_), (chosen.n_trees_, chosen.C_))
+    assert fixed.cv_scores_ == pytest.approx(chosen.cv_scores_, abs=1e-12)
+    np.testing.assert_allclose(fixed.predict_proba(X), chosen.predict_proba(X), rtol=1e-12,
+                               atol=1e-12)
+    with pytest.raises(KehuInputError, match="'C' parameter must be a number > 0"):
+        ChurnClassifier(C=0.0).fit(X, y)
+    with pytest.raises(KehuInputError, match="'n_trees' parameter must be an int >= 1"):
+        ChurnClassifier(n_trees=0).fit(X, y)
+
+
 def test_unseen_levels_and_missing_values_score() -> None:
     r = np.random.default_rng(0)
     X = pd.DataFrame({"plan": r.choice(["a", "b", "c"], 600), "x": r.normal(size=600)})

@@ -64,7 +64,9 @@ class ChurnClassifier:
     folds next to the LightGBM ones; each fit is single-threaded, LightGBM and BLAS alike, so
     the model is the same whatever the number);
     ``learning_rate``, ``num_leaves``, ``min_child_samples``, ``max_trees`` — LightGBM's
-    conservative defaults.
+    conservative defaults; ``C``, ``n_trees`` — the logistic model's C and LightGBM's number
+    of trees (refitted on all rows) fixed, e.g. as another fit chose them, instead of chosen
+    by the inner folds (which then only give the out-of-fold scores calibration is fitted on).
 
     Learned: ``chosen_model_``, ``cv_scores_`` (inner out-of-fold AUC per candidate),
     ``features_`` (source columns used), ``dropped_`` (column -> reason), ``n_trees_``, ``C_``,
@@ -75,7 +77,8 @@ class ChurnClassifier:
     def __init__(self, model: str = "auto", cv: int = 4, calibration: str = "platt",
                  blend_margin: float = 0.002, splines: bool = True, seed: int = 0,
                  n_jobs: int = -1, learning_rate: float = 0.04, num_leaves: int = 15,
-                 min_child_samples: int = 30, max_trees: int = 2000) -> None:
+                 min_child_samples: int = 30, max_trees: int = 2000, C: float | None = None,
+                 n_trees: int | None = None) -> None:
         self.model = model
         self.cv = cv
         self.calibration = calibration
@@ -87,6 +90,8 @@ class ChurnClassifier:
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.max_trees = max_trees
+        self.C = C
+        self.n_trees = n_trees
 
     # -- fitting --------------------------------------------------------------------------
     def _validate(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
@@ -101,6 +106,13 @@ class ChurnClassifier:
             raise KehuInputError(_("The '{name}' parameter must be an int >= {min}. Got {v} "
                                    "instead.").format(name="cv", min=2, v=self.cv))
         self._workers()
+        if self.C is not None and not (isinstance(self.C, (int, float)) and self.C > 0):
+            raise KehuInputError(_("The 'C' parameter must be a number > 0 or None. Got {v!r} "
+                                   "instead.").format(v=self.C))
+        if self.n_trees is not None and (not isinstance(self.n_trees, int)
+                                         or self.n_trees < 1):
+            raise KehuInputError(_("The '{name}' parameter must be an int >= {min}. Got {v} "
+                                   "instead.").format(name="n_trees", min=1, v=self.n_trees))
         if not isinstance(X, pd.DataFrame):
             raise KehuInputError(_("The features must be a pandas DataFrame with one row per "
                                    "customer. Got {kind} instead.").format(kind=type(X).__name__))
@@ -201,15 +213,27 @@ class ChurnClassifier:
         oof_lr: np.ndarray | None = None
         # LightGBM's folds one after the other (two boosters trained at once in one process
         # crashed it, rarely), the logistic model's folds next to them
+        # with n_trees fixed, each fold trains as many trees as its share of the rows calls for
+        fold_trees = None if self.n_trees is None else \
+            max(1, round(self.n_trees / (1 + 0.5 / self.cv)))
+
         def lgb_paths() -> list[np.ndarray]:
-            return [self._lgb_path(F.iloc[tr], ya[tr], F.iloc[te], ya[te])
+            return [self._lgb_path(F.iloc[tr], ya[tr], F.iloc[te], ya[te], fold_trees)
                     for tr, te in folds] if use_lgb else []
 
+        grid = C_GRID if self.C is None else (float(self.C),)
         jobs: list[Callable[[], Any]] = [lgb_paths]
         if use_lr:
-            jobs += [partial(self._lr_path, F.iloc[tr], ya[tr], F.iloc[te]) for tr, te in folds]
+            jobs += [partial(self._lr_path, F.iloc[tr], ya[tr], F.iloc[te], grid)
+                     for tr, te in folds]
         paths, *done = self._parallel(jobs)
-        if use_lgb:
+        if use_lgb and fold_trees is not None:
+            assert self.n_trees is not None
+            self.n_trees_ = self.n_trees
+            oof_lgb = np.zeros(len(ya))
+            for (_tr, te), p in zip(folds, paths, strict=True):
+                oof_lgb[te] = p
+        elif use_lgb:
             steps = min(p.shape[1] for p in paths)
             pooled = np.zeros((len(ya), steps))
             for (_tr, te), p in zip(folds, paths, strict=True):
@@ -223,12 +247,12 @@ class ChurnClassifier:
         else:
             self.n_trees_ = 0
         if use_lr:
-            pooled = np.zeros((len(ya), len(C_GRID)))
+            pooled = np.zeros((len(ya), len(grid)))
             for (_tr, te), p in zip(folds, done, strict=True):
                 pooled[te] = p
-            aucs = np.array([roc_auc(ya, pooled[:, j]) for j in range(len(C_GRID))])
+            aucs = np.array([roc_auc(ya, pooled[:, j]) for j in range(len(grid))])
             j = int(np.argmax(aucs))
-            self.C_ = float(C_GRID[j])
+            self.C_ = float(grid[j])
             oof_lr = pooled[:, j]
         else:
             self.C_ = float("nan")
@@ -249,11 +273,15 @@ class ChurnClassifier:
         return lgb.LGBMClassifier(n_estimators=max(n_trees, 1), **self._lgb_params())
 
     def _lgb_path(self, Ftr: pd.DataFrame, ytr: np.ndarray, Fte: pd.DataFrame,
-                  yte: np.ndarray) -> np.ndarray:
+                  yte: np.ndarray, trees: int | None = None) -> np.ndarray:
         """Held-out log-odds after every ``_STEP`` trees; training stops 100 trees after the
-        held-out log loss stops improving (the trees after the best are kept)."""
+        held-out log loss stops improving (the trees after the best are kept). With
+        ``trees``: that many trees and their held-out log-odds only (a 1-D array)."""
         import lightgbm as lgb
 
+        if trees is not None:
+            fixed = self._lgbm(trees).fit(Ftr, ytr)
+            return np.asarray(fixed.booster_.predict(Fte, raw_score=True), dtype=float)
         train = lgb.Dataset(Ftr, ytr, free_raw_data=False)
         valid = lgb.Dataset(Fte, yte, reference=train, free_raw_data=False)
         booster = lgb.train({**self._lgb_params(), "objective": "binary",
@@ -269,14 +297,15 @@ class ChurnClassifier:
             cols.append(raw)
         return np.column_stack(cols)
 
-    def _lr_path(self, Ftr: pd.DataFrame, ytr: np.ndarray, Fte: pd.DataFrame) -> np.ndarray:
+    def _lr_path(self, Ftr: pd.DataFrame, ytr: np.ndarray, Fte: pd.DataFrame,
+                 grid: tuple[float, ...] = C_GRID) -> np.ndarray:
         """Held-out log-odds of the logistic model for every C of the grid."""
         design = logistic_design(self.typer_.columns_, self.splines)
         Ztr = design.fit_transform(Ftr)
         Zte = design.transform(Fte)
-        clf = LogisticRegression(C=C_GRID[0], max_iter=500, solver="newton-cholesky")
+        clf = LogisticRegression(C=grid[0], max_iter=500, solver="newton-cholesky")
         out = []
-        for c in C_GRID:
+        for c in grid:
             clf.set_params(C=c)
             clf.fit(Ztr, ytr)
             out.append(clf.decision_function(Zte))
