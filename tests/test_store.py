@@ -22,9 +22,9 @@ def test_migrations_upgrade_idempotent_and_match_the_models(store_url: str) -> N
     store = AppStore(store_url)
     assert store.current_revision() is None
     store.upgrade()
-    assert store.current_revision() == "0005"
+    assert store.current_revision() == "0006"
     store.upgrade()  # a no-op
-    assert store.current_revision() == "0005"
+    assert store.current_revision() == "0006"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
@@ -127,7 +127,7 @@ def test_workspace_on_postgresql(pg_url: str, tmp_path) -> None:  # type: ignore
     from kehu import Workspace
 
     ws = Workspace.init(tmp_path / "w", store_url=pg_url)
-    assert ws.store.current_revision() == "0005"
+    assert ws.store.current_revision() == "0006"
     sv.add_note(ws.store, sv.NoteIn(customer_id="C1", text="团队共享"), "a")
     again = Workspace.open(tmp_path / "w")
     assert [n.text for n in sv.list_notes(again.store, "C1")] == ["团队共享"]

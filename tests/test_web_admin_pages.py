@@ -26,6 +26,16 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from kehu.alerts import AlertRules, rules_in_force
+from kehu.analytics.lifecycle import LifecycleRules
+from kehu.analytics.schemes import (
+    get_lifecycle_rules,
+    get_tier_scheme,
+    lifecycle_rules,
+    save_lifecycle_rules,
+    save_tier_scheme,
+    tier_scheme,
+)
+from kehu.analytics.tiers import TierScheme
 from kehu.campaigns.launch import get_policy
 from kehu.ingest import Importer, plan_import, require_complete
 from kehu.models import registry
@@ -359,7 +369,10 @@ def test_settings_show_the_specs_in_force(ws: Workspace,
     m = re.search(r'<textarea id="spec-contact_policy"[^>]*>(.*?)</textarea>', html, re.S)
     assert m and yaml.safe_load(m.group(1).replace("&#39;", "'")) == \
         get_policy(ws).model_dump(mode="json")
-    assert 'id="spec-tiers"' not in html and 'id="spec-lifecycle"' not in html
+    for key, model in (("tiers", tier_scheme(ws)), ("lifecycle", lifecycle_rules(ws))):
+        m = re.search(rf'<textarea id="spec-{key}"[^>]*>(.*?)</textarea>', html, re.S)
+        assert m and yaml.safe_load(m.group(1).replace("&#39;", "'")) == \
+            model.model_dump(mode="json")
 
 
 def test_a_valid_policy_edit_is_saved_and_audited(ws: Workspace,
@@ -433,9 +446,64 @@ def test_service_levels_and_alert_rules_edits(ws: Workspace,
                                               "csrf_token": _token(c)})
     assert r.status_code == 422 and "full_moon" in r.text
     assert rules_in_force(ws.store).rules[1].kind == rules[1]["kind"]
-    # the built-in sections cannot be posted to
-    assert c.post("/settings/tiers", data={"spec": "x: 1", "csrf_token": _token(c)}) \
+    # no such section
+    assert c.post("/settings/moon", data={"spec": "x: 1", "csrf_token": _token(c)}) \
         .status_code == 404
+
+
+def _box(html: str, key: str) -> Any:
+    m = re.search(rf'<textarea id="spec-{key}"[^>]*>(.*?)</textarea>', html, re.S)
+    assert m
+    return yaml.safe_load(m.group(1).replace("&#39;", "'"))
+
+
+def test_tier_scheme_and_lifecycle_rules_edits(ws: Workspace,
+                                               clients: dict[str, TestClient]) -> None:
+    c = clients["ada"]
+    default = tier_scheme(ws).model_dump(mode="json")
+    n_audit = len(_entries(ws, "settings", "tiers"))
+    bad = {**default, "tiers": [{**t, "cut": c} for t, c in zip(
+        default["tiers"], (100, 500, 50, 0), strict=True)]}
+    for spec, named in ((bad, "strictly decreasing"),
+                        ({**default, "window_days": 0}, "window_days"),
+                        ({**default, "tiers": default["tiers"][:3]}, "tiers.code")):
+        r = c.post("/settings/tiers", data={"spec": yaml.safe_dump(spec, allow_unicode=True),
+                                            "csrf_token": _token(c)})
+        err = re.search(r'<p class="error" role="alert" id="err-tiers">(.*?)</p>', r.text,
+                        re.S)
+        assert r.status_code == 422 and err and named in err.group(1), named
+    assert get_tier_scheme(ws) == (TierScheme(), None)  # nothing saved
+    assert len(_entries(ws, "settings", "tiers")) == n_audit
+
+    good = {**default, "tiers": [{**t, "cut": c} for t, c in zip(
+        default["tiers"], (50_000, 12_000, 2_000, 0), strict=True)]}
+    good["tiers"][1]["name_en"] = "Gold Plus"
+    r = c.post("/settings/tiers", data={"spec": yaml.safe_dump(good, allow_unicode=True),
+                                        "csrf_token": _token(c)}, follow_redirects=False)
+    assert r.status_code == 303
+    assert get_tier_scheme(ws) == (TierScheme.model_validate(good), 1)
+    audit = _entries(ws, "settings", "tiers")[-1]
+    assert audit.actor == "ada" and audit.details == {"before": default, "after": good}
+    page = c.get(r.headers["location"]).text
+    assert _box(page, "tiers") == good and "Gold Plus" in page
+    assert "kehu run" in page  # changes apply from the next run
+    # the customer list offers the saved names
+    assert ">Gold Plus</option>" in c.get("/customers").text
+
+    rules = lifecycle_rules(ws).model_dump(mode="json")
+    r = c.post("/settings/lifecycle", data={"spec": "active_days: 200\ndormant_days: 100\n",
+                                            "csrf_token": _token(c)})
+    assert r.status_code == 422 and "dormant_days" in r.text
+    assert get_lifecycle_rules(ws)[1] is None
+    new = {**rules, "dormant_days": 180}
+    r = c.post("/settings/lifecycle", data={"spec": yaml.safe_dump(new),
+                                            "csrf_token": _token(c)}, follow_redirects=False)
+    assert r.status_code == 303 and lifecycle_rules(ws).dormant_days == 180
+    assert _entries(ws, "settings", "lifecycle")[-1].details == {"before": rules, "after": new}
+    assert _box(c.get("/settings").text, "lifecycle") == new
+    # back to the built-in ones for the other tests
+    save_tier_scheme(ws, TierScheme(), "test")
+    save_lifecycle_rules(ws, LifecycleRules(), "test")
 
 
 # -- roles, CSRF, language ------------------------------------------------------------------

@@ -30,8 +30,8 @@ def read_yaml(path: str | Path, not_found: str) -> Any:
 
 def validation_problems(exc: ValidationError, limit: int = 6) -> str:
     """``loc: message; …`` for the first ``limit`` errors of a pydantic validation."""
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
-                     for e in exc.errors()[:limit])
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" if e["loc"]
+                     else e["msg"] for e in exc.errors()[:limit])
 
 
 def validated(model: type[M], data: Any, where: str, what: str) -> M:

@@ -65,10 +65,13 @@ def year_before(d: date) -> date:
 
 
 def stages_on(ws: Workspace, d: date, rules: LifecycleRules | None = None) -> Table:
-    """``customer_id, stage``: the lifecycle stage of every customer known on ``d``."""
+    """``customer_id, stage``: the lifecycle stage of every customer known on ``d`` (by
+    ``rules``, default: the workspace's)."""
+    from kehu.analytics.schemes import lifecycle_rules
+
     eng = ws.engine
     return lifecycle(eng.table("transactions"), eng.table("customers"),
-                     eng.table("churn_events"), d, rules or LifecycleRules())
+                     eng.table("churn_events"), d, rules or lifecycle_rules(ws))
 
 
 def store_assignments(ws: Workspace) -> Table:

@@ -60,9 +60,13 @@ NAME = "default"
 CHANNEL_CODES = tuple(dict.fromkeys(CHANNELS.values()))
 
 
-def tier_scheme() -> TierScheme:
-    """The tier scheme the analysis run uses (the tiers the service levels are keyed by)."""
-    return TierScheme()
+def tier_scheme(ws_or_store: Workspace | AppStore | None = None) -> TierScheme:
+    """The tier scheme the analysis run uses (the tiers the service levels are keyed by):
+    the workspace's saved one (Settings), else the built-in one — also when no workspace is
+    given (the codes are the same in every scheme, only names and cuts differ)."""
+    from kehu.analytics.schemes import tier_scheme as in_force
+
+    return in_force(ws_or_store)
 
 
 def tier_code(value: str, scheme: TierScheme | None = None) -> str | None:
@@ -300,7 +304,7 @@ def customer_tiers(ws: Workspace, as_of: date | None = None) -> Table:
     eng = ws.engine
     day = as_of or last_transaction_day(eng)
     return tiers_as_of(eng.table("transactions"), eng.table("customers"), day,
-                       tier_scheme()).select("customer_id", "tier")
+                       tier_scheme(ws)).select("customer_id", "tier")
 
 
 def service_level_for(ws: Workspace, customer_id: str, as_of: date | None = None,
@@ -319,7 +323,8 @@ def service_level_for(ws: Workspace, customer_id: str, as_of: date | None = None
             tier, source = _computed_tier(ws, customer_id, as_of), "computed"
     levels = levels or load_service_levels(ws.store)
     code = tier_code(tier) or tier
-    return CustomerServiceLevel(customer_id=customer_id, tier=code, tier_name=tier_name(code),
+    return CustomerServiceLevel(customer_id=customer_id, tier=code,
+                                tier_name=tier_name(code, tier_scheme(ws)),
                                 tier_source=source, level=levels.level(code))
 
 
@@ -337,9 +342,9 @@ def _computed_tier(ws: Workspace, customer_id: str, as_of: date | None) -> str:
     try:
         day = as_of or last_transaction_day(eng)
     except KehuInputError:
-        return tier_scheme().tiers[-1].code  # no transactions at all: the lowest tier
+        return tier_scheme(ws).tiers[-1].code  # no transactions at all: the lowest tier
     rows = tiers_as_of(tx.filter(tx.customer_id == customer_id), cust, day,
-                       tier_scheme()).to_pyarrow().to_pylist()
+                       tier_scheme(ws)).to_pyarrow().to_pylist()
     return str(rows[0]["tier"])
 
 

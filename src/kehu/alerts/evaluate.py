@@ -130,7 +130,8 @@ def _maturity(r: MaturityRule, eng: Engine, as_of: date) -> Table:
                     balance=c.balance.cast("float64"))
 
 
-def _usage_drop(r: UsageDropRule, eng: Engine, as_of: date) -> Table:
+def _usage_drop(r: UsageDropRule, eng: Engine, as_of: date,
+                scheme: TierScheme | None = None) -> Table:
     tx = eng.table("transactions")
     day = tx.transaction_time.cast("date")
     recent_start = as_of - timedelta(days=r.recent_days)
@@ -150,8 +151,8 @@ def _usage_drop(r: UsageDropRule, eng: Engine, as_of: date) -> Table:
     g = g.filter((g.baseline > 0) & (g.baseline > r.min_baseline))
     g = g.mutate(drop_pct=(1 - g.recent / g.baseline) * 100)
     g = g.filter(g.drop_pct >= r.pct)
-    tiers = tiers_as_of(tx, eng.table("customers"), as_of, SCHEME).select("customer_id",
-                                                                           "tier")
+    tiers = tiers_as_of(tx, eng.table("customers"), as_of, scheme or SCHEME).select(
+        "customer_id", "tier")
     if r.key_customers is not None:
         tiers = tiers.filter(tiers.tier.isin(r.key_customers.codes()))
     j = g.inner_join(tiers, "customer_id")
@@ -302,11 +303,16 @@ _COMPILERS: dict[type, Callable[[Any, Engine, date], Table | str]] = {
 }
 
 
-def compile_rule(rule: AlertRule, eng: Engine, as_of: date) -> Compiled:
+def compile_rule(rule: AlertRule, eng: Engine, as_of: date,
+                 scheme: TierScheme | None = None) -> Compiled:
     """The expression of the firings of ``rule`` as of ``as_of``, with the customer's name
     and account manager (customers with a churn event by then left out when
-    ``skip_churned``)."""
-    got = _COMPILERS[type(rule)](rule, eng, as_of)
+    ``skip_churned``). ``scheme``: the tier scheme for rules that compute tiers (default:
+    the built-in one; the alert service passes the workspace's)."""
+    if isinstance(rule, UsageDropRule):
+        got: Table | str = _usage_drop(rule, eng, as_of, scheme)
+    else:
+        got = _COMPILERS[type(rule)](rule, eng, as_of)
     if isinstance(got, str):
         return Compiled(rule, None, got)
     t = got
@@ -322,10 +328,11 @@ def compile_rule(rule: AlertRule, eng: Engine, as_of: date) -> Compiled:
     return Compiled(rule, j)
 
 
-def evaluate(eng: Engine, rule: AlertRule, as_of: date) -> Outcome:
+def evaluate(eng: Engine, rule: AlertRule, as_of: date,
+             scheme: TierScheme | None = None) -> Outcome:
     """The firings of ``rule`` as of ``as_of``, by customer and object (duplicates, e.g.
     from a customer listed twice, merged)."""
-    c = compile_rule(rule, eng, as_of)
+    c = compile_rule(rule, eng, as_of, scheme)
     if c.table is None:
         return Outcome([], c.note)
     rows = eng.execute_arrow(c.table).to_pylist()
@@ -373,14 +380,15 @@ class _SafeFormatter(string.Formatter):
             return str(value)
 
 
-def display_facts(f: Firing, as_of: date) -> dict[str, Any]:
+def display_facts(f: Firing, as_of: date, scheme: TierScheme | None = None
+                  ) -> dict[str, Any]:
     """Every value a title can use, tier names in the current language."""
     out: dict[str, Any] = {"customer_id": f.customer_id,
                            "customer_name": f.customer_name or f.customer_id,
                            "rule": f.rule, "as_of": as_of, **f.facts}
     if f.kind == "tier_change":
         zh = get_locale().startswith("zh")
-        names = {t.code: (t.name_zh if zh else t.name_en) for t in SCHEME.tiers}
+        names = {t.code: (t.name_zh if zh else t.name_en) for t in (scheme or SCHEME).tiers}
         for k in ("tier_from", "tier_to"):
             out[f"{k}_name"] = names.get(str(out.get(k)), out.get(k))
     return out

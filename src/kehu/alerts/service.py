@@ -46,6 +46,8 @@ from sqlalchemy.exc import IntegrityError
 
 from kehu.alerts.evaluate import Firing, display_facts, evaluate, render
 from kehu.alerts.spec import AlertRule, AlertRules
+from kehu.analytics.schemes import tier_scheme
+from kehu.analytics.tiers import TierScheme
 from kehu.errors import KehuInputError, NotFoundError, StoreError
 from kehu.i18n import N_, _, set_locale
 from kehu.store.models import Assignment, AuditEntry, Definition, Task, User
@@ -215,8 +217,9 @@ def run_alerts(ws: Workspace, rules: AlertRules | Sequence[AlertRule] | None = N
     report = AlertReport(as_of=as_of, today=today, rules=len(rs))
     report.woken = wake_snoozed(store, today, actor)
     fired: list[tuple[AlertRule, Firing]] = []
+    scheme = tier_scheme(ws)
     for rule in rs:
-        out = evaluate(ws.engine, rule, as_of)
+        out = evaluate(ws.engine, rule, as_of, scheme)
         if out.note:
             report.notes.append(_("Rule {name} skipped: {why}").format(name=rule.name,
                                                                        why=out.note))
@@ -339,8 +342,9 @@ def _in_locale(locale: str, fn: Callable[[], T]) -> T:
     return contextvars.copy_context().run(run)
 
 
-def _text(rule: AlertRule, f: Firing, as_of: date) -> tuple[str, str]:
-    values = display_facts(f, as_of)
+def _text(rule: AlertRule, f: Firing, as_of: date, scheme: TierScheme | None = None
+          ) -> tuple[str, str]:
+    values = display_facts(f, as_of, scheme)
     title = render(rule.title or _(rule.default_title()), values)[:300]
     lines = [_("Alert rule {rule} ({kind}) as of {as_of}.").format(rule=rule.name,
                                                                     kind=rule.kind,
@@ -367,11 +371,12 @@ def _create_tasks(ws: Workspace, fired: list[tuple[AlertRule, Firing]], report: 
         return
     routes = _routes(ws, todo, today)
     company = ws.settings.company.locale
+    scheme = tier_scheme(ws)
     new: list[tuple[dict[str, Any], str]] = []
     for rule, f in todo:
         route = routes[(rule.name, f.customer_id)]
         locale = route.assignee.locale if route.assignee is not None else company
-        title, description = _in_locale(locale, partial(_text, rule, f, as_of))
+        title, description = _in_locale(locale, partial(_text, rule, f, as_of, scheme))
         new.append(({"customer_id": f.customer_id, "title": title, "description": description,
                      "assignee_id": route.assignee.id if route.assignee else None,
                      "team": route.team, "due_date": as_of + timedelta(days=rule.due_in_days),

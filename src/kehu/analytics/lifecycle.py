@@ -20,18 +20,30 @@ from datetime import date, timedelta
 
 import ibis
 from ibis.expr.types import Table
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kehu.analytics.rfm import rfm
+from kehu.i18n import _
 
 STAGES = ("prospect", "new", "active", "growing", "declining", "dormant", "churned", "won_back")
 
 
 class LifecycleRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     new_days: int = Field(90, ge=1)
     active_days: int = Field(90, ge=1)
     dormant_days: int = Field(365, ge=1)
     trend_window_days: int = Field(180, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifecycleRules:
+        if self.dormant_days <= self.active_days:
+            raise ValueError(_("dormant_days ({d}) must be greater than active_days ({a}): a "
+                               "customer is dormant after active_days without a purchase "
+                               "and churned after dormant_days").format(
+                d=self.dormant_days, a=self.active_days))
+        return self
 
 
 def lifecycle(transactions: Table, customers: Table, churn_events: Table, as_of: date,

@@ -23,12 +23,13 @@ import pyarrow as pa
 from ibis.expr.types import Table
 
 from kehu.analytics.clv_scores import FittedClv
-from kehu.analytics.lifecycle import LifecycleRules, lifecycle
+from kehu.analytics.lifecycle import lifecycle
 from kehu.analytics.profitability import profitability, value_decomposition
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
 from kehu.analytics.satisfaction import loyalty_index
+from kehu.analytics.schemes import lifecycle_rules, tier_scheme
 from kehu.analytics.summary import customer_summary, last_transaction_day
-from kehu.analytics.tiers import TierScheme, tiers_as_of, trailing_value
+from kehu.analytics.tiers import tiers_as_of, trailing_value
 from kehu.errors import EngineError, KehuError, KehuInputError
 from kehu.i18n import _
 
@@ -115,10 +116,10 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
     laps("rfm")
     loyalty = eng.materialize(loyalty_index(eng, scores))
     laps("loyalty")
-    tiers = eng.materialize(tiers_as_of(tx, customers, as_of, TierScheme()))
+    tiers = eng.materialize(tiers_as_of(tx, customers, as_of, tier_scheme(ws)))
     laps("tiers")
     stages = eng.materialize(lifecycle(tx, customers, eng.table("churn_events"), as_of,
-                                       LifecycleRules()))
+                                       lifecycle_rules(ws)))
     laps("lifecycle")
     summary = eng.materialize(customer_summary(purchases, as_of, "D"))
     n_customers = int(eng.execute_arrow(tiers.count()).as_py() or 0)

@@ -20,17 +20,23 @@ from typing import Literal
 
 import ibis
 from ibis.expr.types import Table
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kehu.i18n import _
 
 
 class Tier(BaseModel):
-    code: str
-    name_zh: str
-    name_en: str
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=40)
+    name_zh: str = Field(min_length=1, max_length=40)
+    name_en: str = Field(min_length=1, max_length=40)
     cut: float = Field(ge=0)
 
 
 class TierScheme(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     basis: Literal["spend", "margin"] = "spend"
     method: Literal["thresholds", "percentiles"] = "thresholds"
     window_days: int = Field(365, ge=1)
@@ -43,11 +49,20 @@ class TierScheme(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> TierScheme:
+        if len(self.tiers) < 2:
+            raise ValueError(_("tiers: give at least two tiers, best first, the last one "
+                               "for everyone else"))
+        codes = [t.code for t in self.tiers]
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        if twice:
+            raise ValueError(_("tiers: each tier code must be unique; given more than once: "
+                               "{codes}").format(codes=", ".join(twice)))
         cuts = [t.cut for t in self.tiers]
         if cuts != sorted(cuts, reverse=True) or len(set(cuts)) != len(cuts):
-            raise ValueError("tier cuts must be strictly decreasing, best tier first")
+            raise ValueError(_("tiers.cut: tier cuts must be strictly decreasing, best tier "
+                               "first; got {cuts}").format(cuts=", ".join(f"{c:g}" for c in cuts)))
         if self.method == "percentiles" and any(c > 1 for c in cuts):
-            raise ValueError("percentile cuts are shares between 0 and 1")
+            raise ValueError(_("tiers.cut: percentile cuts are shares between 0 and 1"))
         return self
 
 

@@ -36,15 +36,15 @@ has categories, ``xAxis``; no colours or layout — that is the front end's busi
   is the monthly retention rate and NPS.
 
 **Cache.** Results are kept in a module-level LRU cache (:data:`CACHE_SIZE` entries) keyed by
-the workspace folder, the latest run id, the Delta versions of :data:`KEY_TABLES`, the locale
-and the flow dates. Any import, any new analysis run (a ``_runs`` commit and a
-``customer_scores`` commit) or any change to the tables the sections read gives a new key,
-so a stale entry is never returned for them. What the key does not see: the app store (tasks
-on time in the KPIs) and campaign measurement inputs written outside these tables; those
-figures refresh with the next run or data change, or at once with :func:`clear_cache`. The
-returned :class:`Dashboard` is shared with the cache: treat it as read-only (``to_dict()``
-returns a fresh copy). Two simultaneous cold calls for the same key compute once: the second
-waits for the first.
+the workspace folder, the latest run id, the Delta versions of :data:`KEY_TABLES`, the versions
+of the saved tier scheme and lifecycle rules, the locale and the flow dates. Any import, any
+new analysis run (a ``_runs`` commit and a ``customer_scores`` commit) or any change to the
+tables the sections read gives a new key, so a stale entry is never returned for them. What the
+key does not see: the rest of the app store (tasks on time in the KPIs) and campaign
+measurement inputs written outside these tables; those figures refresh with the next run or
+data change, or at once with :func:`clear_cache`. The returned :class:`Dashboard` is shared
+with the cache: treat it as read-only (``to_dict()`` returns a fresh copy). Two simultaneous
+cold calls for the same key compute once: the second waits for the first.
 
 **On disk.** Each computed dashboard is also written (JSON) to
 ``<workspace>/.cache/dashboard/<key digest>.json`` (the newest :data:`DISK_KEEP` kept), so a
@@ -75,6 +75,7 @@ import ibis
 from kehu.analytics.lifecycle import STAGES, transitions
 from kehu.analytics.rfm import RfmClassScheme
 from kehu.analytics.run import RUNS_TABLE, SCORES_TABLE
+from kehu.analytics.schemes import get_lifecycle_rules, get_tier_scheme
 from kehu.errors import KehuError, KehuInputError, NotFoundError
 from kehu.i18n import N_, _, normalise_locale, set_locale
 
@@ -255,7 +256,9 @@ def dashboard(ws: Workspace, locale: str = "zh_CN", flows_from: date | None = No
         raise KehuInputError(_("The 'flows_from' date must be before 'flows_to'. Got {a} and "
                                "{b} instead.").format(a=start, b=end))
     default = (_year_before(as_of), as_of)
-    base_key = (str(ws.root), run_id, versions, loc, *default)
+    # the saved tier scheme (names) and lifecycle rules (flows) live in the app store
+    specs = (get_tier_scheme(ws)[1], get_lifecycle_rules(ws)[1])
+    base_key = (str(ws.root), run_id, versions, specs, loc, *default)
 
     def whole() -> Dashboard:
         disk = _disk_path(ws, base_key)
@@ -422,7 +425,8 @@ def _compute(ws: Workspace, loc: str, run_id: str, as_of: date, start: date,
         if missing:
             scores = scores.mutate(**missing)
         buyers: list[int] = []
-        sections = [timed("headline", _headline, ws, buyers), timed("tiers", _tiers, scores, loc),
+        sections = [timed("headline", _headline, ws, buyers),
+                    timed("tiers", _tiers, scores, loc, ws),
                     timed("rfm", _rfm, scores, loc), timed("lifecycle", _lifecycle, ws, start, end),
                     timed("churn_risk", _churn, scores), timed("clv", _clv, scores),
                     timed("pareto", _pareto, ws, buyers), timed("trends", _trends, ws, as_of),
@@ -492,10 +496,10 @@ def _headline(ws: Workspace, buyers: list[int]) -> Section:
                          ("value", N_("Value"))), rows, summary=figures)
 
 
-def _tiers(scores: Table, loc: str) -> Section:
+def _tiers(scores: Table, loc: str, ws: Workspace) -> Section:
     from kehu.accounts.service_levels import tier_scheme
 
-    scheme = tier_scheme()
+    scheme = tier_scheme(ws)
     zh = loc == "zh_CN"
     g = scores.group_by("tier").aggregate(customers=scores.count(), revenue=scores.spend.sum(),
                                           margin=scores.margin.sum()).to_pyarrow().to_pylist()
@@ -557,8 +561,11 @@ def _stage_order(code: str) -> int:
 
 def _lifecycle(ws: Workspace, start: date, end: date) -> Section:
     eng = ws.engine
+    from kehu.analytics.schemes import lifecycle_rules
+
     t = transitions(eng.table("transactions"), eng.table("customers"),
-                    eng.table("churn_events"), start, end).to_pyarrow().to_pylist()
+                    eng.table("churn_events"), start, end,
+                    lifecycle_rules(ws)).to_pyarrow().to_pylist()
     t.sort(key=lambda r: (_stage_order(r["stage_from"]), _stage_order(r["stage_to"])))
 
     def label(code: str) -> str:

@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kehu.accounts.portfolio import LIVE_STAGES, stages_on
-from kehu.analytics.tiers import TierScheme, tiers_as_of
+from kehu.analytics.tiers import tiers_as_of
 from kehu.errors import KehuInputError
 from kehu.i18n import _
 
@@ -208,10 +208,10 @@ def _retention(ws: Workspace, spans: list[tuple[date, date]], rows: list[dict[st
 def _tier_value(ws: Workspace, as_of: date, spans: list[tuple[date, date]],
                 rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from kehu.accounts.portfolio import year_before
-    from kehu.accounts.service_levels import tier_name
+    from kehu.accounts.service_levels import tier_name, tier_scheme
 
     eng = ws.engine
-    scheme = TierScheme()
+    scheme = tier_scheme(ws)
     codes = [t.code for t in scheme.tiers]
     n = len(spans)
     all_spans = month_spans(as_of, n + 12)  # a year more, for the comparisons
@@ -241,7 +241,7 @@ def _tier_value(ws: Workspace, as_of: date, spans: list[tuple[date, date]],
         for code in codes:
             r, prev, ly = val[(labels[i], code)], val[(labels[i - 1], code)], \
                 year_ago[(labels[i - 12], code)]
-            out.append({"month": labels[i], "tier": code, "tier_name": tier_name(code),
+            out.append({"month": labels[i], "tier": code, "tier_name": tier_name(code, scheme),
                         "revenue": r[0], "margin": r[1], "buyers": int(r[2]),
                         "revenue_mom": _growth(r[0], prev[0]),
                         "revenue_yoy": _growth(r[0], ly[0]),

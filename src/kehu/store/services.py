@@ -73,7 +73,7 @@ class TaskIn(BaseModel):
 
 class DefinitionIn(BaseModel):
     kind: Literal["segment", "alert_rule", "campaign", "contact_policy", "programme",
-                  "service_levels"]
+                  "service_levels", "tier_scheme", "lifecycle_rules"]
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
     spec: dict[str, Any]

@@ -27,6 +27,7 @@ MODULES = (
     "campaign",
     "alerts",
     "kpi",
+    "schemes",
     "identity",
     "web",
 )

@@ -75,13 +75,14 @@ def tiers_command(
     as_of: AsOf = None,
     compare: Annotated[str | None, typer.Option(
         help="Also show moves between the tiers at this earlier date and --as-of.")] = None,
-    basis: Annotated[str, typer.Option(help="spend or margin (trailing 12 months).")] = "spend",
+    basis: Annotated[str | None, typer.Option(
+        help="spend or margin (default: the workspace's tier scheme, see Settings).")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Value tiers (diamond / gold / silver / regular) on trailing-12-month value, with the
     Pareto / ABC report and, with --compare, upgrades and downgrades."""
+    from kehu.analytics.schemes import tier_scheme
     from kehu.analytics.tiers import (
-        TierScheme,
         pareto,
         tier_changes,
         tiers_as_of,
@@ -89,12 +90,14 @@ def tiers_command(
         transition_matrix,
     )
 
-    if basis not in ("spend", "margin"):
+    if basis not in (None, "spend", "margin"):
         raise KehuInputError(_("The '--basis' parameter must be spend or margin. Got {v!r} "
                                "instead.").format(v=basis))
     ws = open_workspace(workspace)
     day = _as_of(ws, as_of)
-    scheme = TierScheme(basis=basis)
+    scheme = tier_scheme(ws)
+    if basis is not None and basis != scheme.basis:
+        scheme = scheme.model_copy(update={"basis": basis})
     tx, cu = ws.engine.table("transactions"), ws.engine.table("customers")
     tiers = tiers_as_of(tx, cu, day, scheme)
     counts = {r["tier"]: r for r in tiers.group_by("tier").aggregate(
@@ -145,18 +148,20 @@ def lifecycle_command(
     """Lifecycle stages (prospect, new, active, growing, declining, dormant, churned, won-back)
     as of a date, and the transitions since an earlier date."""
     from kehu.analytics.lifecycle import STAGES, lifecycle, transitions
+    from kehu.analytics.schemes import lifecycle_rules
 
     ws = open_workspace(workspace)
+    rules = lifecycle_rules(ws)
     day = _as_of(ws, as_of)
     e = ws.engine
     args = (e.table("transactions"), e.table("customers"), e.table("churn_events"))
-    st = lifecycle(*args, day)
+    st = lifecycle(*args, day, rules)
     counts = {r["stage"]: r["n"] for r in st.group_by("stage").aggregate(
         n=st.count()).to_pyarrow().to_pylist()}
     matrix = None
     if compare:
         start = _as_of(ws, compare, "--compare")
-        matrix = transitions(*args, start, day).to_pyarrow().to_pylist()
+        matrix = transitions(*args, start, day, rules).to_pyarrow().to_pylist()
     leads = None
     if ws.warehouse.exists("leads"):
         from kehu.analytics.funnel import funnel

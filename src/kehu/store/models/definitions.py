@@ -10,7 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.store.models.base import Base, Timestamped
 
-KINDS = ("segment", "alert_rule", "campaign", "contact_policy", "programme", "service_levels")
+KINDS = ("segment", "alert_rule", "campaign", "contact_policy", "programme", "service_levels",
+         "tier_scheme", "lifecycle_rules")
 
 
 class Definition(Timestamped, Base):

@@ -57,13 +57,14 @@ def form_query(params: Any) -> tuple[CustomerQuery, dict[str, Any]]:
     return CustomerQuery.parse(data), values
 
 
-def choices(locale: str) -> dict[str, list[tuple[str, str]]]:
-    """Options of the list page's selects: (code, label in ``locale``)."""
+def choices(locale: str, ws: Workspace | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Options of the list page's selects: (code, label in ``locale``; tier names from the
+    workspace's tier scheme when ``ws`` is given)."""
     from kehu.accounts.service_levels import tier_scheme
 
     zh = locale == "zh_CN"
     rfm = RfmClassScheme()
-    return {"tier": [(t.code, t.name_zh if zh else t.name_en) for t in tier_scheme().tiers],
+    return {"tier": [(t.code, t.name_zh if zh else t.name_en) for t in tier_scheme(ws).tiers],
             "lifecycle": [(s, _(STAGE_LABELS.get(s, s))) for s in STAGES],
             "rfm": [(c.code, rfm.name(c.code, locale)) for c in rfm.classes],
             "sort": [(k, _(v)) for k, v in SORT_LABELS.items()]}
@@ -83,7 +84,7 @@ def customers_page(request: Request, user: CurrentUser, ws: WorkspaceDep) -> Res
     values.pop("page", None)
     partial = request.headers.get("HX-Request") \
         and not request.headers.get("HX-History-Restore-Request")
-    options = choices(locale)
+    options = choices(locale, ws)
     if not partial:   # the filters' saved segments and managers (the form is not swapped)
         from kehu.customers import account_managers
         from kehu.segments.saved import list_saved
@@ -92,15 +93,15 @@ def customers_page(request: Request, user: CurrentUser, ws: WorkspaceDep) -> Res
         # an account manager sees their own customers only: no manager to choose
         options["manager"] = [] if scope.employee_id else account_managers(ws)
     ctx = {"result": result, "values": values, "choices": options,
-           "labels": _labels(locale),
+           "labels": _labels(locale, ws),
            "prev_link": _page_link(values, result.page - 1) if result.page > 1 else None,
            "next_link": _page_link(values, result.page + 1)
            if result.page < result.pages else None}
     return render(request, "_customer_rows.html" if partial else "customers.html", ctx)
 
 
-def _labels(locale: str) -> dict[str, dict[str, str]]:
-    c = choices(locale)
+def _labels(locale: str, ws: Workspace | None = None) -> dict[str, dict[str, str]]:
+    c = choices(locale, ws)
     return {k: dict(v) for k, v in c.items()}
 
 
@@ -198,7 +199,7 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
     if scope_of(user).mask_phone:
         c360.profile["phone"] = row.get("phone")
         c360.profile.pop("id_number", None)
-    labels = _labels(locale)
+    labels = _labels(locale, ws)
     from kehu.explorer.labels import CHANNEL_LABELS
 
     labels["channel"] = {k: _(v) for k, v in CHANNEL_LABELS.items()}

@@ -115,7 +115,7 @@ def my_portfolio(ws: Workspace, user: Principal, locale: str) -> dict[str, Any]:
         except NotFoundError:
             lists[key] = None
     return {"scoped": True, "portfolio": rows[0] if rows else None, "lists": lists,
-            "labels": _labels(locale)}
+            "labels": _labels(locale, ws)}
 
 
 @router.get("/admin/audit")

@@ -5,9 +5,9 @@ validated by the same spec models as the CLI (``kehu policy set``, ``kehu alerts
 the page with the problem (422) and changes nothing; a good one is audited with the spec
 before and after. Admins and analysts may look and edit; everyone else gets 403.
 
-Where each lives: the contact policy, the service levels and the alert rules are
-definitions in the app store (versioned, audited); the tier scheme and the lifecycle rules
-are kehu's built-in ones (the analysis run uses them as they are) and are shown read-only.
+Where each lives: every section is a definition in the app store (versioned, audited);
+until one is saved, kehu's built-in one applies. The tier scheme and the lifecycle rules are
+read by the analysis run, so a change to them applies from the next run (``kehu run``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Section:
     help: str
     current: Callable[[Workspace], Any]
     plain: Callable[[Any], Any]
-    table: Callable[[Any], dict[str, Any]]
+    table: Callable[[Any, Workspace], dict[str, Any]]
     parse: Callable[[Any], Any] | None = None
     save: Callable[[Workspace, Any, str], Any] | None = None
 
@@ -54,12 +54,12 @@ class Section:
 
 
 def _tiers(ws: Workspace) -> Any:
-    from kehu.accounts.service_levels import tier_scheme
+    from kehu.analytics.schemes import tier_scheme
 
-    return tier_scheme()
+    return tier_scheme(ws)
 
 
-def _tiers_table(s: Any) -> dict[str, Any]:
+def _tiers_table(s: Any, ws: Workspace) -> dict[str, Any]:
     zh = get_locale() == "zh_CN"
     unit = _("share of customers from the top") if s.method == "percentiles" else \
         _("{basis} in the last {days} days at least").format(
@@ -69,10 +69,34 @@ def _tiers_table(s: Any) -> dict[str, Any]:
             "note": _("Threshold: {unit}.").format(unit=unit)}
 
 
-def _lifecycle(ws: Workspace) -> Any:
-    from kehu.analytics.lifecycle import LifecycleRules
+def _parse_tiers(data: Any) -> Any:
+    from kehu.analytics.schemes import parse_tier_scheme
 
-    return LifecycleRules()
+    return parse_tier_scheme(data, _("Value tiers"))
+
+
+def _save_tiers(ws: Workspace, scheme: Any, actor: str) -> None:
+    from kehu.analytics.schemes import save_tier_scheme
+
+    save_tier_scheme(ws, scheme, actor)
+
+
+def _lifecycle(ws: Workspace) -> Any:
+    from kehu.analytics.schemes import lifecycle_rules
+
+    return lifecycle_rules(ws)
+
+
+def _parse_lifecycle(data: Any) -> Any:
+    from kehu.analytics.schemes import parse_lifecycle_rules
+
+    return parse_lifecycle_rules(data, _("Lifecycle rules"))
+
+
+def _save_lifecycle(ws: Workspace, rules: Any, actor: str) -> None:
+    from kehu.analytics.schemes import save_lifecycle_rules
+
+    save_lifecycle_rules(ws, rules, actor)
 
 
 LIFECYCLE_HELP = {
@@ -85,7 +109,7 @@ LIFECYCLE_HELP = {
 }
 
 
-def _lifecycle_table(r: Any) -> dict[str, Any]:
+def _lifecycle_table(r: Any, ws: Workspace) -> dict[str, Any]:
     return {"columns": [_("Rule"), _("Days"), _("Meaning")],
             "rows": [[k, v, _(LIFECYCLE_HELP.get(k, ""))] for k, v in r.model_dump().items()]}
 
@@ -96,7 +120,7 @@ def _policy(ws: Workspace) -> Any:
     return get_policy(ws)
 
 
-def _policy_table(p: Any) -> dict[str, Any]:
+def _policy_table(p: Any, ws: Workspace) -> dict[str, Any]:
     rows: list[list[Any]] = [
         [_("Contact cap"), _("at most {n} contacts in {days} days{on}").format(
             n=c.max_contacts, days=c.window_days,
@@ -126,14 +150,15 @@ def _levels(ws: Workspace) -> Any:
     return load_service_levels(ws.store)
 
 
-def _levels_table(levels: Any) -> dict[str, Any]:
-    from kehu.accounts.service_levels import tier_name
+def _levels_table(levels: Any, ws: Workspace) -> dict[str, Any]:
+    from kehu.accounts.service_levels import tier_name, tier_scheme
 
+    scheme = tier_scheme(ws)
     yes, no = _("yes"), _("no")
     return {"columns": [_("Tier"), _("Dedicated manager"), _("Response time (hours)"),
                         _("Maximum discount"), _("Priority queue"), _("Channels")],
-            "rows": [[tier_name(code), yes if lv.dedicated_manager else no, lv.response_hours,
-                      f"{lv.max_discount:.0%}", yes if lv.priority_queue else no,
+            "rows": [[tier_name(code, scheme), yes if lv.dedicated_manager else no,
+                      lv.response_hours, f"{lv.max_discount:.0%}", yes if lv.priority_queue else no,
                       ", ".join(lv.channels) if lv.channels else _("all")]
                      for code, lv in levels.tiers.items()]}
 
@@ -161,7 +186,7 @@ RULE_COMMON = frozenset({"name", "kind", "enabled", "priority", "assign_to", "ti
                          "skip_churned"})
 
 
-def _rules_table(rs: Any) -> dict[str, Any]:
+def _rules_table(rs: Any, ws: Workspace) -> dict[str, Any]:
     from kehu.alerts.service import PRIORITY_LABELS
 
     rows = []
@@ -194,11 +219,16 @@ def _dump(model: Any) -> Any:
 
 SECTIONS: dict[str, Section] = {s.key: s for s in (
     Section("tiers", N_("Value tiers"),
-            N_("The value tiers the analysis run gives customers (built in; read-only)."),
-            _tiers, _dump, _tiers_table),
+            N_("The value tiers the analysis run gives customers: basis (spend or margin), "
+               "method (thresholds or percentiles), window and each tier's cut, best first. "
+               "The codes stay diamond, gold, silver, regular; rename tiers with name_zh and "
+               "name_en. Changes apply from the next analysis run ('kehu run')."),
+            _tiers, _dump, _tiers_table, _parse_tiers, _save_tiers),
     Section("lifecycle", N_("Lifecycle rules"),
-            N_("How the analysis run decides a customer's lifecycle stage (built in; "
-               "read-only)."), _lifecycle, _dump, _lifecycle_table),
+            N_("How the analysis run decides a customer's lifecycle stage (days without a "
+               "purchase before dormant and churned …). Changes apply from the next analysis "
+               "run ('kehu run')."),
+            _lifecycle, _dump, _lifecycle_table, _parse_lifecycle, _save_lifecycle),
     Section("contact_policy", N_("Contact policy"),
             N_("Enforced whenever a campaign builds its contact list: contact caps, quiet "
                "days, opt-outs. The same as 'kehu policy set'."),
@@ -245,7 +275,7 @@ def _views(ws: Workspace, edited: dict[str, str] | None = None) -> list[dict[str
     for s in SECTIONS.values():
         spec = s.current(ws)
         out.append({"key": s.key, "title": _(s.title), "help": _(s.help),
-                    "editable": s.editable, "table": s.table(spec),
+                    "editable": s.editable, "table": s.table(spec, ws),
                     "yaml": (edited or {}).get(s.key) or to_yaml(s.plain(spec))})
     return out
 
