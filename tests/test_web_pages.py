@@ -291,6 +291,71 @@ def test_360_reads_as_sentences_in_the_users_language(ann: TestClient, ws: Works
         left = (pd.Timestamp(f.end_date).date() - date.today()).days
         en = ann.get(f"/customers/{f.customer_id}").text
         assert f"in {left:,} days" in en
+def test_360_timeline_shows_all_events_on_request(ann: TestClient, ws: Workspace,
+                                                  customers: pd.DataFrame,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole timeline (enterprise memory) is one click away when it is long."""
+    from kehu.customer360.service import customer_360
+    from kehu.web.routes import customers as page
+
+    monkeypatch.setattr(page, "TIMELINE_SHOWN", 5)
+    tx = ws.warehouse.read("transactions").to_pandas()
+    cid = str(tx.customer_id.value_counts().index[0])
+    total = customer_360(ws, cid, limit=None).timeline_total
+    assert total > 5
+    short = ann.get(f"/customers/{cid}").text
+    assert f"5 of {total:,} events" in short and "?timeline=all" in short
+    assert short.count('<tr class="kind-') == 5
+    full = ann.get(f"/customers/{cid}", params={"timeline": "all"}).text
+    assert f"{total:,} of {total:,} events" in full and "?timeline=all" not in full
+    assert full.count('<tr class="kind-') == total
+    assert ann.get(f"/customers/{cid}", params={"timeline": "most"}).status_code in (400, 422)
+
+
+def test_follow_up_tasks_from_the_360_page(ann: TestClient, amy: TestClient, app: FastAPI,
+                                          ws: Workspace, manager_id: str,
+                                          customers: pd.DataFrame) -> None:
+    """A follow-up task about the customer, for yourself or their account manager: it shows
+    on the 360 and in the assignee's inbox, audited; nobody else may be given it."""
+    from kehu.store.services import list_tasks
+
+    users = {u.username: u for u in list_users(ws.store)}
+    cid = str(customers[customers.account_manager_id == manager_id].customer_id.iloc[4])
+    page = ann.get(f"/customers/{cid}").text
+    assert f'<option value="{users["amy"].id}">amy' in page   # the account manager's user
+    r = ann.post(f"/customers/{cid}/tasks", follow_redirects=False, data={
+        "title": "回访：合约续签", "due_date": "2031-01-15", "priority": "high",
+        "assignee_id": str(users["amy"].id), "csrf_token": csrf(ann, "/")})
+    assert r.status_code == 303 and r.headers["location"] == f"/customers/{cid}#tasks"
+    task = list_tasks(ws.store, customer_id=cid)[-1]
+    assert (task.title, task.assignee_id, str(task.due_date), task.priority) == (
+        "回访：合约续签", users["amy"].id, "2031-01-15", "high")
+    assert ("ann", "create", "task", str(task.id)) in [
+        (a.actor, a.action, a.object_type, a.object_id) for a in audit_log(ws.store)]
+    assert "回访：合约续签" in ann.get(f"/customers/{cid}").text
+    assert "回访：合约续签" in amy.get("/inbox").text
+    # only yourself or the customer's account manager
+    n = len(list_tasks(ws.store, customer_id=cid))
+    r = ann.post(f"/customers/{cid}/tasks", data={
+        "title": "x", "assignee_id": str(users["vic"].id), "csrf_token": csrf(ann, "/")})
+    assert r.status_code == 400 and "assignee_id" in r.text
+    r = ann.post(f"/customers/{cid}/tasks", data={
+        "title": "x", "due_date": "someday", "csrf_token": csrf(ann, "/")})
+    assert r.status_code == 400 and "due_date" in r.text
+    assert len(list_tasks(ws.store, customer_id=cid)) == n
+    vic = signed_in(app, "vic")
+    assert "/tasks" not in vic.get(f"/customers/{cid}").text.split('id="tasks"')[1][:2000]
+    # the API, by default for yourself
+    c = TestClient(app)
+    r = c.post(f"/api/v1/customers/{cid}/tasks", headers=bearer(ws, "amy"),
+               json={"title": "Send the brochure"})
+    assert r.status_code == 201 and r.json()["customer_id"] == cid
+    assert list_tasks(ws.store, customer_id=cid)[-1].assignee_id == users["amy"].id
+    other = str(customers[customers.account_manager_id != manager_id].customer_id.iloc[0])
+    assert_problem(c.post(f"/api/v1/customers/{other}/tasks", headers=bearer(ws, "amy"),
+                          json={"title": "x"}), 404)
+
+
 def test_staff_log_a_contact_on_the_360_page(ann: TestClient, amy: TestClient, app: FastAPI,
                                              ws: Workspace, manager_id: str,
                                              customers: pd.DataFrame) -> None:
@@ -466,7 +531,12 @@ def test_api_tasks_are_the_users(app: FastAPI, ws: Workspace) -> None:
     body = c.get("/api/v1/tasks?page_size=2", headers=bearer(ws, "ann")).json()
     assert body["total"] == 3 and body["pages"] == 2 and len(body["rows"]) == 2
     assert all(r["title"].startswith("Call back") for r in body["rows"])
-    assert c.get("/api/v1/tasks", headers=bearer(ws, "amy")).json()["total"] == 0
+    from kehu.store.services import list_tasks
+
+    amys = {t.id for t in list_tasks(ws.store, assignee_id=users["amy"])}
+    got = c.get("/api/v1/tasks", headers=bearer(ws, "amy")).json()
+    assert got["total"] == len(amys) and {r["id"] for r in got["rows"]} == amys
+    assert not any(r["title"].startswith("Call back") for r in got["rows"])
 
 
 def test_openapi_documents_the_data_api(app: FastAPI, ws: Workspace) -> None:

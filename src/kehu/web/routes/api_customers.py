@@ -27,7 +27,13 @@ from kehu.web.deps import (
     require_role,
 )
 from kehu.web.routes.api import PREFIX, PROBLEM
-from kehu.web.routes.customers import InteractionBody, interaction_in, scope_of
+from kehu.web.routes.customers import (
+    InteractionBody,
+    TaskBody,
+    create_customer_task,
+    interaction_in,
+    scope_of,
+)
 
 router = APIRouter(prefix=PREFIX, tags=["customers"],
                    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM})
@@ -207,6 +213,14 @@ def post_interaction(customer_id: str, body: InteractionBody, user: Staff,
     item = sv.log_interaction(ws.store, interaction_in(customer_id, body, user),
                               actor=user.actor)
     return InteractionOut.model_validate(item)
+
+
+@router.post("/customers/{customer_id}/tasks", response_model=TaskOut, status_code=201,
+             responses={404: PROBLEM})
+def post_task(customer_id: str, body: TaskBody, user: Staff, ws: WorkspaceDep) -> TaskOut:
+    """Create a follow-up task about a customer you may see, for yourself or the customer's
+    account manager (audited)."""
+    return TaskOut.model_validate(create_customer_task(ws, customer_id, body, user))
 
 
 @router.get("/dashboard", response_model=DashboardOut, responses={404: PROBLEM})

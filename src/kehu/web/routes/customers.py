@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kehu.alerts.service import PRIORITY_LABELS
 from kehu.analytics.lifecycle import STAGES
 from kehu.analytics.rfm import RfmClassScheme
 from kehu.customer360.service import customer_360, kind_label
@@ -36,6 +37,8 @@ LIST_FIELDS = frozenset({"tiers", "lifecycle_stages", "rfm_classes"})
 SORT_LABELS = {"total_value": "Total value", "current_value": "Current value", "clv": "CLV",
                "churn_risk": "Churn risk", "customer_id": "Customer id", "name": "Name"}
 PAGE_SIZE = 25
+#: timeline events a customer page shows before "Show all"
+TIMELINE_SHOWN = 200
 
 
 def scope_of(principal: Principal) -> Scope:
@@ -182,8 +185,10 @@ def churn_reasons(scores: dict[str, Any]) -> list[dict[str, Any]]:
 
 @router.get("/customers/{customer_id}")
 def customer_page(customer_id: str, request: Request, user: CurrentUser,
-                  ws: WorkspaceDep) -> Response:
-    """One customer's 360 page."""
+                  ws: WorkspaceDep, timeline: Literal["newest", "all"] = "newest"
+                  ) -> Response:
+    """One customer's 360 page; its timeline shows the newest :data:`TIMELINE_SHOWN` events,
+    or every event with ``timeline=all``."""
     locale = apply_locale(request)
     try:
         row = get_visible(ws, customer_id, scope_of(user))  # 404 outside the user's scope
@@ -195,7 +200,7 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
         if survivor is None:
             raise
         return RedirectResponse(f"/customers/{quote(survivor, safe='')}", status_code=303)
-    c360 = customer_360(ws, customer_id)
+    c360 = customer_360(ws, customer_id, limit=None if timeline == "all" else TIMELINE_SHOWN)
     if scope_of(user).mask_phone:
         c360.profile["phone"] = row.get("phone")
         c360.profile.pop("id_number", None)
@@ -208,6 +213,9 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
         "facts": profile_facts(c360.profile), "maturing_days": MATURING_DAYS,
         "reasons": churn_reasons(c360.scores), "kind_label": kind_label,
         "notes": sv.list_notes(ws.store, customer_id),
+        "assignees": [] if user.user.role == "viewer" else assignees(ws, user, row),
+        "today": date.today(),
+        "priority_labels": {k: _(v) for k, v in PRIORITY_LABELS.items()},
         "tasks": sv.list_tasks(ws.store, customer_id=customer_id)})
 
 
@@ -266,4 +274,70 @@ def log_interaction_form(
             field=".".join(str(x) for x in err["loc"]), problem=err["msg"])) from exc
     sv.log_interaction(ws.store, interaction_in(customer_id, body, user), actor=user.actor)
     return RedirectResponse(f"/customers/{quote(customer_id, safe='')}#timeline",
+                            status_code=303)
+
+
+class TaskBody(BaseModel):
+    """A follow-up task about a customer, for yourself or their account manager."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=300, pattern=r"\S")
+    description: str | None = Field(None, max_length=20_000)
+    due_date: date | None = None
+    priority: Literal["low", "normal", "high"] = "normal"
+    #: a user id from :func:`assignees`; default: yourself
+    assignee_id: int | None = None
+
+
+def assignees(ws: Workspace, user: Principal, row: dict[str, Any]) -> list[tuple[int, str]]:
+    """Whom a task about the customer of ``row`` may go to: the user, and the user who is the
+    customer's account manager (when there is one)."""
+    from kehu.store.users import list_users
+
+    out = [(user.user.id, _("me"))]
+    emp = row.get("account_manager_id")
+    if emp:
+        out += [(u.id, _("{name} (the customer's account manager)").format(name=u.username))
+                for u in list_users(ws.store)
+                if u.employee_id == emp and u.is_active and u.id != user.user.id]
+    return out
+
+
+def create_customer_task(ws: Workspace, customer_id: str, body: TaskBody,
+                         user: Principal) -> Any:
+    """Create the task (audited) after checking the customer is in the user's scope and the
+    assignee is one :func:`assignees` allows."""
+    row = get_visible(ws, customer_id, scope_of(user))
+    allowed = dict(assignees(ws, user, row))
+    who = body.assignee_id if body.assignee_id is not None else user.user.id
+    if who not in allowed:
+        raise KehuInputError(_("The 'assignee_id' parameter must be you or the customer's "
+                               "account manager ({ids}). Got {v} instead.").format(
+            ids=", ".join(str(i) for i in allowed), v=who))
+    return sv.create_task(ws.store, sv.TaskIn(
+        title=body.title.strip(), customer_id=customer_id, assignee_id=who,
+        description=(body.description or "").strip() or None, due_date=body.due_date,
+        priority=body.priority), actor=user.actor)
+
+
+@router.post("/customers/{customer_id}/tasks")
+def add_task_form(
+        customer_id: str, user: Staff, ws: WorkspaceDep,
+        title: Annotated[str, Form(max_length=300)],
+        due_date: Annotated[str, Form(max_length=20)] = "",
+        priority: Annotated[str, Form(max_length=10)] = "normal",
+        assignee_id: Annotated[str, Form(max_length=20)] = "") -> Response:
+    """Create a follow-up task from the 360 page (CSRF-checked; audited)."""
+    try:
+        body = TaskBody.model_validate({
+            "title": title, "due_date": due_date or None, "priority": priority,
+            "assignee_id": assignee_id or None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise KehuInputError(_("The task was not created: the '{field}' field {problem}. "
+                               "Correct it and create it again.").format(
+            field=".".join(str(x) for x in err["loc"]), problem=err["msg"])) from exc
+    create_customer_task(ws, customer_id, body, user)
+    return RedirectResponse(f"/customers/{quote(customer_id, safe='')}#tasks",
                             status_code=303)
