@@ -14,7 +14,7 @@ Inputs are validated pydantic models (what a person authors); outputs are the OR
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
@@ -90,9 +90,25 @@ def record(store: AppStore, actor: str, action: str, object_type: str,
                          object_id=object_id, details=details))
 
 
-def audit_log(store: AppStore, limit: int = 100) -> list[AuditEntry]:
+def audit_log(store: AppStore, limit: int = 100, *, offset: int = 0, actor: str | None = None,
+              action: str | None = None, object_type: str | None = None,
+              object_id: str | None = None, since: date | None = None,
+              until: date | None = None) -> list[AuditEntry]:
+    """Audit entries, newest first, optionally only those of one actor, action, object type
+    or object, and from ``since`` to ``until`` (days, both included; times as stored, UTC).
+    """
+    q = select(AuditEntry)
+    for column, value in ((AuditEntry.actor, actor), (AuditEntry.action, action),
+                          (AuditEntry.object_type, object_type),
+                          (AuditEntry.object_id, object_id)):
+        if value:
+            q = q.where(column == value)
+    if since is not None:
+        q = q.where(AuditEntry.at >= datetime.combine(since, time.min, UTC))
+    if until is not None:
+        q = q.where(AuditEntry.at < datetime.combine(until + timedelta(days=1), time.min, UTC))
     with store.session() as s:
-        return list(s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+        return list(s.scalars(q.order_by(AuditEntry.id.desc()).offset(offset).limit(limit)))
 
 
 # -- notes and interactions -----------------------------------------------------------------

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
@@ -118,8 +119,29 @@ def my_portfolio(ws: Workspace, user: Principal, locale: str) -> dict[str, Any]:
             "labels": _labels(locale, ws)}
 
 
+AUDIT_FILTERS = ("actor", "action", "object_type", "object_id", "since", "until")
+
+
 @router.get("/admin/audit")
-def audit_page(request: Request, user: AdminUser, store: StoreDep, limit: int = 200) -> Response:
-    entries = audit_log(store, limit=max(1, min(limit, 1000)))
+def audit_page(request: Request, user: AdminUser, store: StoreDep,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+               page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+               actor: Annotated[str, Query(max_length=120)] = "",
+               action: Annotated[str, Query(max_length=40)] = "",
+               object_type: Annotated[str, Query(max_length=40)] = "",
+               object_id: Annotated[str, Query(max_length=120)] = "",
+               since: date | None = None, until: date | None = None) -> Response:
+    """Every write and export, newest first, filtered by who, action, object and days, a
+    page of ``limit`` entries at a time."""
+    found = audit_log(store, limit=limit + 1, offset=(page - 1) * limit, actor=actor.strip(),
+                      action=action.strip(), object_type=object_type.strip(),
+                      object_id=object_id.strip(), since=since, until=until)
+    values = {k: v for k, v in request.query_params.items() if k in AUDIT_FILTERS and v}
+    link = {**values, "limit": limit}
+    ctx = {"entries": found[:limit], "limit": limit, "values": values, "page": page,
+           "prev_link": "/admin/audit?" + urlencode({**link, "page": page - 1})
+           if page > 1 else None,
+           "next_link": "/admin/audit?" + urlencode({**link, "page": page + 1})
+           if len(found) > limit else None}
     template = "_audit_rows.html" if request.headers.get("HX-Request") else "audit.html"
-    return render(request, template, {"entries": entries, "limit": limit})
+    return render(request, template, ctx)
