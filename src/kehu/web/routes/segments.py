@@ -191,21 +191,21 @@ def editor_of(spec: SegmentSpec, editing: str = "") -> Editor:
                   spec=spec)
 
 
-def _labels(locale: str) -> dict[str, Any]:
+def _labels(locale: str, ws: Workspace | None = None) -> dict[str, Any]:
     return {"kind": {k: _(KIND_LABELS[k]) for k in ROW_KINDS},
             "op": {o: _(OP_LABELS.get(o, o)) for o in OPS},
             "combine": {c: _(COMBINE_LABELS[c]) for c in COMBINES},
             "target": {t: _(TARGET_LABELS[t]) for t in BOUGHT_TARGETS},
             "group": {g: _(t) for g, t in GROUP_LABELS.items()},
             "breakdown": {b: _(BREAKDOWN_TITLES.get(b, b)) for b in BREAKDOWNS},
-            "values": {k: dict(choices(locale)[v]) for k, v in SUGGESTED.items()}}
+            "values": {k: dict(choices(locale, ws)[v]) for k, v in SUGGESTED.items()}}
 
 
 def _builder_context(request: Request, ws: Workspace, user: Principal, ed: Editor,
                      pv: Preview | None = None, **extra: Any) -> dict[str, Any]:
     locale = apply_locale(request)
     fields = ed.fields or _catalogue(ws)[1]
-    labels = _labels(locale)
+    labels = _labels(locale, ws)
     groups: dict[str, list[FieldInfo]] = {}
     for f in fields.values():
         groups.setdefault(f.group, []).append(f)
