@@ -13,7 +13,7 @@ results as template data, and their ECharts options (labels translated on the se
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -24,6 +24,9 @@ from kehu.campaigns.policy import RULES
 from kehu.campaigns.spec import CampaignSpec
 from kehu.errors import KehuInputError
 from kehu.i18n import N_, _
+
+if TYPE_CHECKING:
+    from kehu.workspace import Workspace
 
 FormValues = dict[str, str]
 
@@ -78,11 +81,12 @@ def _field(key: str) -> str:
     return _(FIELDS[key])
 
 
-def labels(locale: str) -> dict[str, dict[str, str]]:
-    """Every code the campaign pages show, with its label in ``locale``."""
+def labels(locale: str, ws: Workspace | None = None) -> dict[str, dict[str, str]]:
+    """Every code the campaign pages show, with its label in ``locale`` (tier names from
+    the workspace's tier scheme when ``ws`` is given)."""
     from kehu.web.routes.customers import choices
 
-    c = choices(locale)
+    c = choices(locale, ws)
     out = {name: {k: _(v) for k, v in table.items()} for name, table in (
         ("status", STATUS_LABELS), ("goal", GOALS), ("channel", CHANNELS),
         ("rule", RULE_LABELS), ("base_rate_source", BASE_RATE_SOURCES), ("design", DESIGNS),
@@ -239,11 +243,12 @@ def _qini_chart(q: dict[str, Any]) -> dict[str, Any]:
                         "data": [round(last * float(f), 2) for f in q["fraction"]]}]}
 
 
-def result_view(r: CampaignResult, locale: str) -> dict[str, Any]:
+def result_view(r: CampaignResult, locale: str, ws: Workspace | None = None
+                ) -> dict[str, Any]:
     """The measurement as template data: the result's numbers, uplift sections with their
     labels and charts, the Qini chart."""
     d: dict[str, Any] = r.to_dict()
-    names = labels(locale)
+    names = labels(locale, ws)
     sections = []
     for field in SEGMENT_FIELDS:
         rows = d["uplift_by_segment"].get(field)

@@ -112,14 +112,14 @@ def campaigns_page(request: Request, user: Planner, ws: WorkspaceDep,
     if status:
         rows = [r for r in rows if r.status == status]
     return render(request, "campaigns.html", {
-        "rows": rows, "status": status or "", "labels": labels(locale),
+        "rows": rows, "status": status or "", "labels": labels(locale, ws),
         "can_create": user.user.role in ANALYSTS})
 
 
 def _form_context(ws: Workspace, locale: str, values: FormValues, *, campaign_id: str | None,
                   plan: CampaignPlan | None = None, error: str | None = None
                   ) -> dict[str, Any]:
-    return {"values": values, "campaign_id": campaign_id, "labels": labels(locale),
+    return {"values": values, "campaign_id": campaign_id, "labels": labels(locale, ws),
             "segments": drafts.saved_segments(ws.store), "scores": _score_columns(ws),
             "plan": plan_dict(plan) if plan else None,
             "plan_chart": plan_chart(plan) if plan else None, "error": error,
@@ -188,7 +188,7 @@ async def _form_post(request: Request, user: Principal, ws: Workspace,
         status = 409 if isinstance(exc, TransitionError) else 422
         if _is_htmx(request) and what != "save":
             return render(request, "_campaign_plan.html", {
-                "plan": None, "plan_error": str(exc), "labels": labels(locale)},
+                "plan": None, "plan_error": str(exc), "labels": labels(locale, ws)},
                 status_code=status)
         return render(request, "campaign_form.html",
                       _form_context(ws, locale, values, campaign_id=campaign_id,
@@ -196,7 +196,7 @@ async def _form_post(request: Request, user: Principal, ws: Workspace,
     apply_locale(request)
     if _is_htmx(request):
         return render(request, "_campaign_plan.html", {
-            "plan": plan_dict(plan), "plan_chart": plan_chart(plan), "labels": labels(locale)})
+            "plan": plan_dict(plan), "plan_chart": plan_chart(plan), "labels": labels(locale, ws)})
     return render(request, "campaign_form.html",
                   _form_context(ws, locale, values, campaign_id=campaign_id, plan=plan))
 
@@ -235,7 +235,7 @@ def _detail(request: Request, user: Principal, ws: Workspace, campaign_id: str,
                               "campaign. The campaign list shows them all.").format(
             id=campaign_id))
     ctx: dict[str, Any] = {"draft": draft, "launched": launched, "campaign_id": campaign_id,
-                           "labels": labels(locale), "error": error,
+                           "labels": labels(locale, ws), "error": error,
                            "history": drafts.history(ws.store, campaign_id),
                            "is_analyst": user.user.role in ANALYSTS,
                            "is_approver": user.user.role in APPROVERS,
@@ -245,7 +245,7 @@ def _detail(request: Request, user: Principal, ws: Workspace, campaign_id: str,
                                                        sort_keys=False) if draft else None}
     if launched:
         res = _results(ws, campaign_id)
-        ctx["result"] = result_view(res, locale) if isinstance(res, CampaignResult) else None
+        ctx["result"] = result_view(res, locale, ws) if isinstance(res, CampaignResult) else None
         ctx["result_error"] = res if isinstance(res, str) else None
         ctx["no_responses"] = isinstance(res, CampaignResult) and not _has_responses(res)
     elif draft is not None:
