@@ -4,6 +4,7 @@ independent pandas computation on the warehouse's own rows; validation names the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from kehu.analytics.lifecycle import LifecycleRules
-from kehu.analytics.run import SCORES_TABLE, analysis_run
+from kehu.analytics.run import RUNS_TABLE, SCORES_TABLE, analysis_run
 from kehu.analytics.schemes import (
     get_lifecycle_rules,
     get_tier_scheme,
@@ -104,7 +105,13 @@ def test_a_saved_tier_scheme_drives_the_run(ws: Workspace) -> None:
     with ws.store.session() as s:
         assert s.query(AuditEntry).filter(AuditEntry.object_type == "tier_scheme").count() == 1
 
-    after = _run_scores(ws, analysis_run(ws).run_id)
+    second = analysis_run(ws)
+    after = _run_scores(ws, second.run_id)
+    runs = ws.warehouse.read(RUNS_TABLE).to_pandas().set_index("run_id")
+    details = json.loads(runs.details[second.run_id])
+    assert details["tier_scheme"]["version"] == 1
+    assert details["tier_scheme"]["tiers"][1]["cut"] == cuts[1]
+    assert json.loads(runs.details[first.run_id])["tier_scheme"]["version"] is None
     codes = [t.code for t in default.tiers]
     expected = pd.Series(np.select([spend >= c for c in cuts[:-1]], codes[:-1], codes[-1]),
                          index=spend.index)
@@ -146,8 +153,6 @@ def test_saved_lifecycle_rules_drive_the_run(ws: Workspace) -> None:
 
 
 def test_cli_show_and_set(tmp_path: Path) -> None:
-    import json
-
     import yaml
     from typer.testing import CliRunner
 

@@ -27,7 +27,7 @@ from kehu.analytics.lifecycle import lifecycle
 from kehu.analytics.profitability import profitability, value_decomposition
 from kehu.analytics.rfm import RfmClassScheme, rfm, rfm_classes
 from kehu.analytics.satisfaction import loyalty_index
-from kehu.analytics.schemes import lifecycle_rules, tier_scheme
+from kehu.analytics.schemes import get_lifecycle_rules, get_tier_scheme
 from kehu.analytics.summary import customer_summary, last_transaction_day
 from kehu.analytics.tiers import tiers_as_of, trailing_value
 from kehu.errors import EngineError, KehuError, KehuInputError
@@ -116,10 +116,12 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
     laps("rfm")
     loyalty = eng.materialize(loyalty_index(eng, scores))
     laps("loyalty")
-    tiers = eng.materialize(tiers_as_of(tx, customers, as_of, tier_scheme(ws)))
+    scheme, scheme_version = get_tier_scheme(ws)   # the workspace's (Settings)
+    rules, rules_version = get_lifecycle_rules(ws)
+    tiers = eng.materialize(tiers_as_of(tx, customers, as_of, scheme))
     laps("tiers")
     stages = eng.materialize(lifecycle(tx, customers, eng.table("churn_events"), as_of,
-                                       lifecycle_rules(ws)))
+                                       rules))
     laps("lifecycle")
     summary = eng.materialize(customer_summary(purchases, as_of, "D"))
     n_customers = int(eng.execute_arrow(tiers.count()).as_py() or 0)
@@ -169,7 +171,12 @@ def _analysis_run(ws: Workspace, as_of: date | None, horizon_days: int,
         "details": json.dumps({"clv": report.clv, "notes": report.notes,
                                "satisfaction": report.satisfaction,
                                "clusters": report.clusters, "churn": report.churn,
-                               "stages": report.stages, "engine": eng.name},
+                               "stages": report.stages, "engine": eng.name,
+                               # what the tiers and stages were computed by (None: built in)
+                               "tier_scheme": {"version": scheme_version,
+                                               **scheme.model_dump(mode="json")},
+                               "lifecycle_rules": {"version": rules_version,
+                                                   **rules.model_dump(mode="json")}},
                               default=str, ensure_ascii=False)}], schema=RUNS_SCHEMA))
     return report
 
