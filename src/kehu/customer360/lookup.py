@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 LOOKUP_DIR = Path(".cache") / "customer_lookup"
 #: bump when what is stored changes: older files are then rebuilt
-LOOKUP_FORMAT = 3
+LOOKUP_FORMAT = 4
 #: files kept per workspace
 KEEP_FILES = 2
 SCORES = "customer_scores"
@@ -204,6 +204,15 @@ def prepare(ws: Workspace) -> float:
     return round(time.perf_counter() - t0, 3)
 
 
+def named_offers(offers: Table, products: Table) -> Table:
+    """The offers with ``product_name`` and ``reason_name`` (the product bought that makes
+    the offer likely) from the products table."""
+    names = products.select(named_id=products.product_id, product_name=products["name"])
+    o = offers.left_join(names, offers.product_id == names.named_id).drop("named_id")
+    reasons = products.select(named_id=products.product_id, reason_name=products["name"])
+    return o.left_join(reasons, o.reason == reasons.named_id).drop("named_id")
+
+
 def _build(ws: Workspace, target: Lookup) -> None:
     path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +237,12 @@ def _build(ws: Workspace, target: Lookup) -> None:
                 select = (f'SELECT * FROM {src} QUALIFY row_number() OVER '
                           f'(PARTITION BY customer_id ORDER BY {order}) = 1 '
                           "ORDER BY customer_id")
+            elif name == OFFERS and "products" in target.tables:
+                # named once here rather than by two joins on every page (the page's
+                # costliest query before): the offered product's and the reason's names
+                named = named_offers(t, eng.table("products"))
+                select = (f"SELECT * FROM ({ibis.to_sql(named, dialect='duckdb')}) "
+                          "ORDER BY customer_id, rank")
             elif "customer_id" in cols:
                 select = f'SELECT * FROM {src} ORDER BY customer_id'
             else:

@@ -163,13 +163,14 @@ def _offers(ws: Workspace, customer_id: str, lookup_rows: Any) -> list[Offer]:
 
     def offers(table: Any, v: dict[str, Any]) -> Any:
         o = table(OFFERS_TABLE)
+        if named and "product_name" in o.columns:   # the lookup file names them at build
+            return o.filter(o.customer_id == v["cid"]).select(
+                *fields, "product_name", "reason_name").order_by("rank")
         o = o.filter(o.customer_id == v["cid"]).select(*fields)
         if named:
-            p = table("products")
-            names = p.select(named_id=p.product_id, product_name=p["name"])
-            o = o.left_join(names, o.product_id == names.named_id).drop("named_id")
-            reasons = p.select(named_id=p.product_id, reason_name=p["name"])
-            o = o.left_join(reasons, o.reason == reasons.named_id).drop("named_id")
+            from kehu.customer360.lookup import named_offers
+
+            o = named_offers(o, table("products"))
         return o.order_by("rank")
 
     return [Offer(**r) for r in lookup_rows(ws, "offers" if named else "offers_unnamed",
