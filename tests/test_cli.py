@@ -163,7 +163,7 @@ def test_rfm_and_tiers_commands_on_cdnow(tmp_path: Path) -> None:
     r = kehu("tiers", "--as-of", "1998-06-30", "--compare", "1997-12-31", "--json", "-w", w)
     assert r.returncode == 0, r.stderr
     t = json.loads(r.stdout)
-    assert sum(x["customers"] for x in t["tiers"]) == 23570
+    assert sum(x["customers"] for x in t["tiers"]) == 23570 and t["basis"] == "spend"
     assert sum(t["changes"]["moves"].values()) == 23570
     r = kehu("rfm", "--as-of", "June", "-w", w)
     assert r.returncode == 2 and "'--as-of' parameter must be a date" in r.stderr

@@ -35,7 +35,7 @@ class AppStore:
 
     >>> s = AppStore("sqlite://")
     >>> s.upgrade(); s.current_revision()
-    '0005'
+    '0006'
     """
 
     def __init__(self, url: str) -> None:

@@ -101,7 +101,7 @@ def tiers_command(
     tx, cu = ws.engine.table("transactions"), ws.engine.table("customers")
     tiers = tiers_as_of(tx, cu, day, scheme)
     counts = {r["tier"]: r for r in tiers.group_by("tier").aggregate(
-        customers=tiers.count(), value=tiers[basis].sum()).to_pyarrow().to_pylist()}
+        customers=tiers.count(), value=tiers[scheme.basis].sum()).to_pyarrow().to_pylist()}
     rep = pareto(trailing_value(tx, cu, day, scheme.window_days))
     moves = None
     if compare:
@@ -116,11 +116,11 @@ def tiers_command(
              "customers": counts.get(t.code, {}).get("customers", 0),
              "value": counts.get(t.code, {}).get("value", 0.0)} for t in scheme.tiers]
     if json:
-        emit_json({"as_of": day.isoformat(), "basis": basis, "tiers": rows,
+        emit_json({"as_of": day.isoformat(), "basis": scheme.basis, "tiers": rows,
                    "pareto": rep.model_dump(), "changes": moves})
         return
     t = Table(title=_("Value tiers as of {d} (trailing 12-month {basis})").format(
-        d=day, basis=basis))
+        d=day, basis=scheme.basis))
     for label in (_("tier"), _("customers"), _("value")):
         t.add_column(label, justify="left" if label == _("tier") else "right")
     for r in rows:

@@ -142,6 +142,7 @@ def audit_page(request: Request, user: AdminUser, store: StoreDep,
            "prev_link": "/admin/audit?" + urlencode({**link, "page": page - 1})
            if page > 1 else None,
            "next_link": "/admin/audit?" + urlencode({**link, "page": page + 1})
-           if len(found) > limit else None}
+           if len(found) > limit else None,
+           "this_link": "/admin/audit?" + urlencode({**link, "page": page})}
     template = "_audit_rows.html" if request.headers.get("HX-Request") else "audit.html"
     return render(request, template, ctx)
