@@ -637,3 +637,33 @@ def test_cli_kpi_and_service_levels(demo: Workspace, tmp_path: Path) -> None:
 
     with demo.store.session() as s:  # leave the module's workspace as it was
         s.query(Definition).filter(Definition.kind == "service_levels").delete()
+
+
+def test_portfolios_kept_in_memory_see_every_change(ws_store: Workspace) -> None:
+    """The second call is served from memory, yet a moved customer, a new task and a saved
+    lifecycle rule change show at once (each is part of the cache key, or counted live)."""
+    from kehu.accounts import portfolio as pf
+    from kehu.analytics.schemes import lifecycle_rules, save_lifecycle_rules
+
+    first = portfolios(ws_store, as_of=AS_OF).set_index("employee_id")
+    assert len(pf._BASE) >= 1
+    again = portfolios(ws_store, as_of=AS_OF).set_index("employee_id")
+    pd.testing.assert_frame_equal(first, again)
+    wh = ws_store.warehouse.read("customers", ["customer_id", "account_manager_id"]) \
+        .to_pandas()
+    with ws_store.store.session() as s:
+        tracked = {a.customer_id for a in s.query(Assignment)}
+    moved = sorted(set(wh.customer_id[wh.account_manager_id == "E0003"]) - tracked)[0]
+    sv.assign(ws_store.store, moved, "E0002", "t", since=date(2025, 1, 1))
+    sv.create_task(ws_store.store, sv.TaskIn(title="call back", customer_id=moved,
+                                             due_date=date(2020, 1, 1)), actor="t")
+    after = portfolios(ws_store, as_of=AS_OF).set_index("employee_id")
+    assert after.loc["E0003", "customers"] == first.loc["E0003", "customers"] - 1
+    assert after.loc["E0002", "customers"] == first.loc["E0002", "customers"] + 1
+    assert after.loc["E0002", "tasks_open"] == first.loc["E0002", "tasks_open"] + 1
+    assert after.loc["E0002", "tasks_overdue"] == first.loc["E0002", "tasks_overdue"] + 1
+    # lifecycle rules where nobody stays live for more than a day: fewer live customers
+    rules = lifecycle_rules(ws_store).model_copy(update={"active_days": 1, "dormant_days": 2})
+    save_lifecycle_rules(ws_store, rules, actor="t")
+    strict = portfolios(ws_store, as_of=AS_OF).set_index("employee_id")
+    assert strict.live_customers.sum() < after.live_customers.sum()

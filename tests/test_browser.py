@@ -291,6 +291,7 @@ MAIN_PAGES = [
     ("campaigns", "/campaigns", "main h1:text-is('Campaigns')"),
     ("campaign-results", "/campaigns/{answered}", "#campaign-status[data-status=launched]"),
     ("inbox", "/inbox", "main h1:text-is('Tasks')"),
+    ("team", "/team", "figure[data-echarts=chart-portfolios] svg"),
     ("data", "/data", "main h1:text-is('Data')"),
     ("models", "/models", "main h1:text-is('Models')"),
     ("settings", "/settings", "main h1:text-is('Settings')"),

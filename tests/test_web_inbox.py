@@ -366,6 +366,101 @@ def test_roles_and_sign_in(app: FastAPI, clients: dict[str, TestClient],
                     follow_redirects=False).status_code == 303
 
 
+# -- the team page ---------------------------------------------------------------------------
+
+
+def _team_want(ws: Workspace, members: set[str]) -> pd.DataFrame:
+    """Per account manager of ``members`` with customers or open tasks: customers known on
+    the last transaction day, the latest run's current value, and open tasks (the
+    assignee's employee, else the customer's manager) — read straight from the tables."""
+    from kehu.store.models import User
+
+    cust = ws.warehouse.read("customers").to_pandas()
+    tx = ws.warehouse.read("transactions", ["customer_id", "transaction_time"]).to_pandas()
+    as_of = tx.transaction_time.max().normalize()
+    known = cust[cust.signup_date.isna() | (pd.to_datetime(cust.signup_date) <= as_of)
+                 | cust.customer_id.isin(tx.customer_id)]
+    known = known[known.account_manager_id.isin(members)]
+    scores = ws.warehouse.read("customer_scores").to_pandas()
+    scores = scores[scores.run_id == scores.run_id.max()].set_index("customer_id")
+    tasks = _tasks(ws)
+    with ws.store.session() as s:
+        emp_of = dict(s.execute(select(User.id, User.employee_id)).all())
+    manager_of = dict(zip(cust.customer_id, cust.account_manager_id, strict=True))
+    open_ = tasks[tasks.status.isin(["open", "snoozed"])]
+    owner = [emp_of.get(a) if pd.notna(a) else manager_of.get(c)
+             for a, c in zip(open_.assignee_id, open_.customer_id, strict=True)]
+    task_counts = pd.Series([o for o in owner if o in members], dtype=object).value_counts()
+    want = pd.DataFrame({
+        "customers": known.groupby("account_manager_id").size(),
+        "current_value": scores.current_value.reindex(known.customer_id).groupby(
+            known.account_manager_id.to_numpy()).sum(),
+        "tasks_open": task_counts})
+    return want.fillna(0)
+
+
+def test_team_page_shows_a_managers_own_team(ws: Workspace, setup: dict[str, Any],
+                                             clients: dict[str, TestClient]) -> None:
+    employees = ws.warehouse.read("employees").to_pandas()
+    team = setup["team"]
+    members = set(employees.employee_id[employees.team == team])
+    want = _team_want(ws, members)
+    for params in ({}, {"team": "a team mia does not lead"}):   # a manager sees only theirs
+        r = clients["mia"].get("/api/v1/portfolios", params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["team"] == team
+        got = {row["employee_id"]: row for row in body["rows"]}
+        assert set(got) == set(want.index)
+    for emp, w in want.iterrows():
+        assert got[emp]["customers"] == w.customers, emp
+        assert got[emp]["current_value"] == pytest.approx(w.current_value, rel=1e-9), emp
+        assert got[emp]["tasks_open"] == w.tasks_open, emp
+        assert got[emp]["team"] == team
+    values = [row["current_value"] for row in body["rows"]]
+    assert values == sorted(values, reverse=True)
+    html = clients["mia"].get("/team").text
+    assert f"<h1>Team · {team}</h1>" in html and 'name="team"' not in html  # no other team
+    assert re.findall(r'data-employee="([^"]+)"', html) == [row["employee_id"]
+                                                           for row in body["rows"]]
+    assert f'/customers?manager={setup["amy_emp"]}' in html
+    assert 'data-echarts="chart-portfolios"' in html
+    total = int(want.customers.sum())
+    assert re.search(r"<span>Customers</span><strong>" + f"{total:,}" + "</strong>", html)
+
+
+def test_team_page_every_team_or_one_for_admins(ws: Workspace, setup: dict[str, Any],
+                                                clients: dict[str, TestClient]) -> None:
+    employees = ws.warehouse.read("employees").to_pandas()
+    teams = sorted(set(employees.team.dropna()))
+    for who in ("ada", "ann", "max"):   # max is a manager without an employee record
+        html = clients[who].get("/team").text
+        assert re.findall(r'<option value="([^"]+)"', html) == teams, who
+        body = clients[who].get("/api/v1/portfolios").json()
+        assert body["team"] is None
+        ids = {row["employee_id"] for row in body["rows"]}
+        assert set(_team_want(ws, set(employees.employee_id)).index) <= ids
+    other_team = next(t for t in teams if t != setup["team"])
+    members = set(employees.employee_id[employees.team == other_team])
+    body = clients["ada"].get("/api/v1/portfolios", params={"team": other_team}).json()
+    assert {row["employee_id"] for row in body["rows"]} == set(_team_want(ws, members).index)
+    r = clients["ada"].get("/api/v1/portfolios", params={"team": "火星团队"})
+    assert "No team named '火星团队'" in assert_problem(r, 404)["detail"]
+    for who in ("amy", "abe", "vic"):
+        assert clients[who].get("/team").status_code == 403
+        assert_problem(clients[who].get("/api/v1/portfolios"), 403)
+
+
+def test_team_page_in_chinese(clients: dict[str, TestClient]) -> None:
+    from kehu.i18n import catalogue
+
+    zh = catalogue("zh_CN")
+    html = clients["mia"].get("/team", params={"lang": "zh_CN"}).text
+    assert '<html lang="zh-CN">' in html
+    for msgid in ("Account managers' portfolios", "Retention, 12 months", "Open tasks"):
+        assert zh[msgid] and zh[msgid] in html, msgid
+
+
 # -- language -------------------------------------------------------------------------------
 
 
@@ -389,8 +484,8 @@ def test_catalogue_covers_the_new_strings() -> None:
     from kehu.i18n import catalogue
     from kehu.i18n.messages import extract
 
-    mine = re.compile(r"web/routes/(inbox|data|models|settings)\.py$|web/templates/(inbox|"
-                      r"_inbox_\w+|data\w*|_data_\w+|models?|_model_card|settings)\.html$|"
+    mine = re.compile(r"web/routes/(inbox|team|data|models|settings)\.py$|web/templates/(inbox|"
+                      r"_inbox_\w+|team|data\w*|_data_\w+|models?|_model_card|settings)\.html$|"
                       r"alerts/inbox\.py$|models/cards\.py$|ingest/history\.py$")
     zh = catalogue("zh_CN")
     missing = []

@@ -27,7 +27,9 @@ Per manager, as of ``as_of`` (default: the last transaction day):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -123,9 +125,11 @@ def _scores(ws: Workspace, as_of: date) -> Table | None:
 
 
 def portfolios(ws: Workspace, as_of: date | None = None, employee_id: str | None = None,
-               high_risk: float = HIGH_RISK) -> pd.DataFrame:
-    """One row per account manager (or only ``employee_id``), highest current value first;
-    the columns are :data:`COLUMNS`, defined in the module documentation."""
+               high_risk: float = HIGH_RISK, employee_ids: Collection[str] | None = None
+               ) -> pd.DataFrame:
+    """One row per account manager (or only ``employee_id``, or only those of
+    ``employee_ids`` who have customers or open tasks), highest current value first; the
+    columns are :data:`COLUMNS`, defined in the module documentation."""
     from kehu.analytics.summary import last_transaction_day
 
     if not 0 <= high_risk <= 1:
@@ -134,34 +138,30 @@ def portfolios(ws: Workspace, as_of: date | None = None, employee_id: str | None
     eng = ws.engine
     tasks_day = as_of or date.today()
     as_of = as_of or last_transaction_day(eng)
-    then = year_before(as_of)
     assignments = store_assignments(ws)
     if employee_id is not None and employee_id not in _known_employees(ws, assignments):
         raise NotFoundError(_("No account manager with id '{id}': no employee record, "
                               "customers or user with that id. Check the id (ids are "
                               "case-sensitive).").format(id=employee_id))
-    now_mgr = managers_on(ws, as_of, assignments)
-    then_mgr = managers_on(ws, then, assignments)
+    now, ret, scored = _base(ws, as_of, high_risk, assignments)
     if employee_id is not None:
-        now_mgr = now_mgr.filter(now_mgr.employee_id == employee_id)
-        then_mgr = then_mgr.filter(then_mgr.employee_id == employee_id)
-    now_stage = stages_on(ws, as_of)
-    scores = _scores(ws, as_of)
-    now = _current(ws, now_mgr, now_stage, scores, then, as_of, high_risk)
-    ret = _retained(ws, then_mgr, then, now_stage)
-    tasks = _tasks(ws, now_mgr, tasks_day)
+        now = now[now.employee_id == employee_id]
+        ret = ret[ret.employee_id == employee_id]
+    tasks = _tasks(ws, managers_on(ws, as_of, assignments), tasks_day)
     emp = eng.table("employees").select("employee_id", "name", "team").to_pandas()
     ids = set(now.employee_id) | set(ret.employee_id) | set(tasks.employee_id)
     if employee_id is not None:
         ids = {employee_id}
+    elif employee_ids is not None:
+        ids &= set(employee_ids)
     out = pd.DataFrame({"employee_id": sorted(ids)}, dtype=object)
     out = out.merge(emp.drop_duplicates("employee_id"), how="left", on="employee_id") \
         .merge(now, how="left", on="employee_id").merge(ret, how="left", on="employee_id") \
         .merge(tasks, how="left", on="employee_id")
     for c in ("customers", "live_customers", "new_customers", "tasks_open", "tasks_overdue",
-              "retention_base", "retained", *(("high_risk",) if scores is not None else ())):
+              "retention_base", "retained", *(("high_risk",) if scored else ())):
         out[c] = out[c].fillna(0).astype("int64")
-    if scores is not None:
+    if scored:
         for c in ("current_value", "clv"):
             out[c] = out[c].fillna(0.0).astype("float64")
     else:
@@ -172,6 +172,50 @@ def portfolios(ws: Workspace, as_of: date | None = None, employee_id: str | None
     out = out[COLUMNS].sort_values(["current_value", "customers", "employee_id"],
                                    ascending=[False, False, True], na_position="last")
     return out.reset_index(drop=True)
+
+
+#: computed portfolios kept per workspace, day and data (see :func:`_base`)
+_BASE: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame, bool]] = OrderedDict()
+_BASE_LOCK = threading.Lock()
+_BASE_SIZE = 8
+
+
+def _base(ws: Workspace, as_of: date, high_risk: float, assignments: Table
+          ) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    """Every manager's current figures and 12-month retention (:func:`_current`,
+    :func:`_retained`) and whether a run scored them. They scan the warehouse (seconds at
+    1 M customers), so they are kept in memory, keyed by the workspace and its store, the
+    day, the Delta versions of the tables they read, the lifecycle rules' version and a
+    fingerprint of the store's assignments (rows, newest id, end dates): any change in those
+    gives a new key.
+    The tasks, which change all day, are not in here: :func:`portfolios` counts them on
+    every call. Simultaneous cold calls compute once."""
+    from kehu.analytics.run import SCORES_TABLE
+    from kehu.analytics.schemes import get_lifecycle_rules
+
+    a = assignments.to_pyarrow()
+    ends = [d for d in a.column("valid_to").to_pylist() if d is not None]
+    fingerprint = (a.num_rows, max(a.column("id").to_pylist(), default=None), len(ends),
+                   max(ends, default=None))
+    rules, rules_version = get_lifecycle_rules(ws)
+    key = (str(ws.root), ws.store.url, as_of, high_risk, rules_version, fingerprint,
+           tuple(ws.warehouse.head_version(t) for t in (
+               "customers", "transactions", "churn_events", "employees", SCORES_TABLE)))
+    with _BASE_LOCK:
+        hit = _BASE.get(key)
+        if hit is not None:
+            _BASE.move_to_end(key)
+            return hit
+        then = year_before(as_of)
+        now_stage = stages_on(ws, as_of, rules)
+        scores = _scores(ws, as_of)
+        now = _current(ws, managers_on(ws, as_of, assignments), now_stage, scores, then, as_of,
+                       high_risk)
+        ret = _retained(ws, managers_on(ws, then, assignments), then, now_stage, rules)
+        _BASE[key] = (now, ret, scores is not None)
+        while len(_BASE) > _BASE_SIZE:
+            _BASE.popitem(last=False)
+        return _BASE[key]
 
 
 def _current(ws: Workspace, managers: Table, stages: Table, scores: Table | None, then: date,
@@ -198,10 +242,10 @@ def _current(ws: Workspace, managers: Table, stages: Table, scores: Table | None
     return p.group_by("employee_id").aggregate(**aggs).to_pandas()
 
 
-def _retained(ws: Workspace, managers_then: Table, then: date, stages_now: Table
-              ) -> pd.DataFrame:
+def _retained(ws: Workspace, managers_then: Table, then: date, stages_now: Table,
+              rules: LifecycleRules | None = None) -> pd.DataFrame:
     """Per manager a year ago: their customers live then, and how many are not churned now."""
-    st = stages_on(ws, then).rename(_then="stage")
+    st = stages_on(ws, then, rules).rename(_then="stage")
     base = managers_then.join(st.filter(st._then.isin(LIVE_STAGES)), "customer_id")
     base = base.left_join(stages_now, "customer_id")
     return base.group_by(base.employee_id).aggregate(
@@ -253,3 +297,36 @@ def _tasks(ws: Workspace, managers: Table, day: date) -> pd.DataFrame:
     return (t.assign(tasks_overdue=overdue.astype("int64"))
             .groupby("employee_id", as_index=False)
             .agg(tasks_open=("customer_id", "size"), tasks_overdue=("tasks_overdue", "sum")))
+
+
+def team_of(ws: Workspace, employee_id: str) -> tuple[str | None, set[str]]:
+    """The employee's team (None when unknown) and its members: the employees of that team
+    and those reporting to ``employee_id``, the employee included."""
+    if ws.warehouse.version("employees") is None:
+        return None, {employee_id}
+    e = ws.engine.table("employees")
+    cols = set(e.columns)
+    rows = e.filter(e.employee_id == employee_id).select(
+        team=e.team if "team" in cols else ibis.null("string")).to_pyarrow().to_pylist()
+    team = rows[0]["team"] if rows and rows[0]["team"] else None
+    cond = ibis.literal(False)
+    if team is not None:
+        cond = cond | (e.team == team)
+    if "manager_id" in cols:
+        cond = cond | (e.manager_id == employee_id)
+    members = set(e.filter(cond).employee_id.to_pyarrow().to_pylist())
+    return team, {str(m) for m in members if m} | {employee_id}
+
+
+def teams(ws: Workspace) -> list[tuple[str, set[str]]]:
+    """Every team in the employees table with its members' employee ids, by team name."""
+    if ws.warehouse.version("employees") is None:
+        return []
+    e = ws.engine.table("employees")
+    if "team" not in e.columns:
+        return []
+    out: dict[str, set[str]] = {}
+    for r in e.select("employee_id", "team").to_pyarrow().to_pylist():
+        if r["team"] and r["employee_id"]:
+            out.setdefault(str(r["team"]), set()).add(str(r["employee_id"]))
+    return sorted(out.items())

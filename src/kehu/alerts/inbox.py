@@ -30,6 +30,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, select
 
+from kehu.accounts.portfolio import team_of
 from kehu.alerts.service import ORIGIN, dismiss_task, rules_in_force, snooze_task
 from kehu.errors import NotFoundError
 from kehu.i18n import _
@@ -77,7 +78,7 @@ def task_scope(ws: Workspace, user: UserOut) -> TaskScope:
     if user.role == "account_manager":
         return TaskScope(False, frozenset({user.id}), frozenset({emp} if emp else set()))
     if user.role == "manager":
-        team, members = _team_of(ws, emp) if emp else (None, set())
+        team, members = team_of(ws, emp) if emp else (None, set())
         if team is None and len(members) <= 1:
             return TaskScope.everything()  # no team known: a manager sees every task
         with ws.store.session() as s:
@@ -85,25 +86,6 @@ def task_scope(ws: Workspace, user: UserOut) -> TaskScope:
         return TaskScope(False, frozenset(uids | {user.id}), frozenset(members),
                          frozenset({team} if team else set()))
     return TaskScope(False, frozenset({user.id}))  # anyone else: their own tasks only
-
-
-def _team_of(ws: Workspace, employee_id: str) -> tuple[str | None, set[str]]:
-    """The employee's team (None when unknown) and its members: the employees of that team
-    and those reporting to ``employee_id``, the employee included."""
-    if ws.warehouse.version("employees") is None:
-        return None, {employee_id}
-    e = ws.engine.table("employees")
-    cols = set(e.columns)
-    rows = e.filter(e.employee_id == employee_id).select(
-        team=e.team if "team" in cols else ibis.null("string")).to_pyarrow().to_pylist()
-    team = rows[0]["team"] if rows and rows[0]["team"] else None
-    cond = ibis.literal(False)
-    if team is not None:
-        cond = cond | (e.team == team)
-    if "manager_id" in cols:
-        cond = cond | (e.manager_id == employee_id)
-    members = set(e.filter(cond).employee_id.to_pyarrow().to_pylist())
-    return team, {str(m) for m in members if m} | {employee_id}
 
 
 class InboxQuery(BaseModel):

@@ -15,8 +15,8 @@ from importlib import import_module
 
 from fastapi import APIRouter
 
-AREAS = ("auth", "pages", "customers", "explorer", "segments", "campaigns", "inbox", "data",
-         "identity", "models", "settings", "users", "api", "api_customers")
+AREAS = ("auth", "pages", "customers", "explorer", "segments", "campaigns", "inbox", "team",
+         "data", "identity", "models", "settings", "users", "api", "api_customers")
 
 
 def ROUTERS() -> list[APIRouter]:
