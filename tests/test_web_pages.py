@@ -216,6 +216,10 @@ def test_filter_by_segment_manager_rfm_class_and_risk_range(
 
     assert count(segment="上海客户") == (customers.city == "上海").sum() > 0
     assert count(manager=manager_id) == (customers.account_manager_id == manager_id).sum() > 0
+    # the rows name the manager (the id on hover), for the HTMX partial too
+    for headers in ({}, {"HX-Request": "true"}):
+        rows = ann.get("/customers", params={"manager": manager_id}, headers=headers).text
+        assert f'<span title="{manager_id}">{name}</span>' in rows
     scores = ws.warehouse.read("customer_scores").to_pandas()
     scores = scores[scores.run_id == scores.run_id.max()]
     cls = scores.rfm_class.value_counts().index[0]
@@ -238,6 +242,13 @@ def test_customer_360_page_and_note(ann: TestClient, ws: Workspace,
                  "Contracts", "Open tasks"):
         assert text in r.text, text
     assert "purchase" in r.text  # a timeline event
+    # the newest purchase names its product (the id on hover), as the products table does
+    tx = ws.warehouse.read("transactions", ["customer_id", "transaction_time", "product_id",
+                                            "quantity"]).to_pandas()
+    last = tx[tx.customer_id == cid].sort_values("transaction_time").iloc[-1]
+    products = ws.warehouse.read("products").to_pandas().set_index("product_id")
+    pname = products.name[last.product_id]
+    assert f'<span title="{last.product_id}">{pname} · {last.quantity}</span>' in r.text
     r = ann.post(f"/customers/{cid}/notes", data={"text": "Prefers calls after 6 pm"},
                  follow_redirects=False)
     assert r.status_code == 403  # no CSRF token

@@ -3,6 +3,7 @@ fact about them on one timeline, newest first."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -222,3 +223,49 @@ KIND_LABELS = {
 def kind_label(kind: str) -> str:
     f = KIND_LABELS.get(kind)
     return f() if f else kind
+
+
+#: timeline sources whose title starts with a product id (named on the customer page)
+PRODUCT_SOURCES = frozenset({"transactions", "contract_start", "contract_end"})
+_PRODUCT_NAMES: dict[tuple[str, int], dict[str, str]] = {}
+_PRODUCT_NAMES_LOCK = threading.Lock()
+
+
+def product_names(ws: Workspace) -> dict[str, str]:
+    """Product id → name from the products table (empty without it), for the customer page's
+    timeline and contracts; kept per products table version."""
+    version = ws.warehouse.head_version("products")
+    if version is None:
+        return {}
+    key = (str(ws.root), version)
+    with _PRODUCT_NAMES_LOCK:
+        hit = _PRODUCT_NAMES.get(key)
+        if hit is None:
+            cols = ws.warehouse.schema("products").names
+            if "name" not in cols:
+                return {}
+            tab = ws.warehouse.read("products", columns=["product_id", "name"])
+            hit = {str(i): str(n) for i, n in zip(tab.column("product_id").to_pylist(),
+                                                  tab.column("name").to_pylist(), strict=True)
+                   if i is not None and n}
+            _PRODUCT_NAMES.clear()   # one workspace per process, usually: keep the newest
+            _PRODUCT_NAMES[key] = hit
+        return hit
+
+
+def named_title(item: TimelineItem, names: dict[str, str]) -> tuple[str | None, str]:
+    """A timeline item's details with its product named: ``(product id or None, text)``.
+
+    >>> it = TimelineItem(time=datetime(2025, 1, 2), kind="purchase", title="P001 · 2",
+    ...                   source="transactions")
+    >>> named_title(it, {"P001": "咖啡豆"})
+    ('P001', '咖啡豆 · 2')
+    >>> named_title(it, {})
+    (None, 'P001 · 2')
+    """
+    title = item.title or ""
+    if item.source not in PRODUCT_SOURCES:
+        return None, title
+    first, sep, rest = title.partition(" · ")
+    name = names.get(first)
+    return (first, name + sep + rest) if name else (None, title)

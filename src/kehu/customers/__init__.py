@@ -17,10 +17,12 @@ from kehu.customers.search import (
     ensure_index,
     get_visible,
     invalidate,
+    manager_names,
     mask_phone,
     phone_digits,
     search,
 )
 
 __all__ = ["CustomerPage", "CustomerQuery", "IndexInfo", "Scope", "account_managers",
-           "ensure_index", "get_visible", "invalidate", "mask_phone", "phone_digits", "search"]
+           "ensure_index", "get_visible", "invalidate", "manager_names", "mask_phone",
+           "phone_digits", "search"]

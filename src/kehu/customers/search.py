@@ -451,7 +451,7 @@ class _Warm:
     sorted: OrderedDict[str, str] = field(default_factory=OrderedDict)
     #: the account managers of the live table, with the employees version their labels
     #: came from: (live table, employees version, [(employee id, label)])
-    managers: tuple[str, int | None, list[tuple[str, str]]] | None = None
+    managers: tuple[str, int | None, list[tuple[str, str]], dict[str, str]] | None = None
 
     def forget(self, name: str) -> None:
         """Drop what is kept of a dropped table (its Ibis table, queries naming it)."""
@@ -813,6 +813,17 @@ def account_managers(ws: Workspace) -> list[tuple[str, str]]:
     id, for the customer list's manager filter; the label adds the employee's name and team
     where the ``employees`` table has them. Kept until the assignments, the customers or the
     employees change."""
+    return list(_managers(ws)[0])
+
+
+def manager_names(ws: Workspace) -> dict[str, str]:
+    """Employee id → name of the account managers customers are assigned to today (those
+    the ``employees`` table names), for the customer list's rows; kept as
+    :func:`account_managers`."""
+    return _managers(ws)[1]
+
+
+def _managers(ws: Workspace) -> tuple[list[tuple[str, str]], dict[str, str]]:
     w = _warm(ws, None)
     try:
         emp_version = ws.warehouse.head_version("employees")
@@ -821,16 +832,21 @@ def account_managers(ws: Workspace) -> list[tuple[str, str]]:
             t = w.table(w.live)
             ids = t.filter(t.account_manager_id.notnull()).select("account_manager_id") \
                 .distinct().order_by("account_manager_id").to_pyarrow().column(0).to_pylist()
+            labels: dict[str, str] = {}
             names: dict[str, str] = {}
             if emp_version is not None:
                 cols = [c for c in ("employee_id", "name", "team")
                         if c in ws.warehouse.schema("employees").names]
                 for r in ws.warehouse.read("employees", columns=cols).to_pylist():
-                    names[str(r["employee_id"])] = " · ".join(
-                        str(r[c]) for c in ("name", "team") if r.get(c))
-            got = w.managers = (str(w.live), emp_version,
-                                [(i, f"{names[i]} ({i})" if names.get(i) else i) for i in ids])
-        return list(got[2])
+                    emp = str(r["employee_id"])
+                    labels[emp] = " · ".join(str(r[c]) for c in ("name", "team") if r.get(c))
+                    if r.get("name"):
+                        names[emp] = str(r["name"])
+            got = w.managers = (
+                str(w.live), emp_version,
+                [(i, f"{labels[i]} ({i})" if labels.get(i) else i) for i in ids],
+                {i: names[i] for i in ids if i in names})
+        return got[2], got[3]
     finally:
         w.lock.release()
 

@@ -95,8 +95,10 @@ def customers_page(request: Request, user: CurrentUser, ws: WorkspaceDep) -> Res
         options["segment"] = [(s.name, s.name) for s in list_saved(ws.store)]
         # an account manager sees their own customers only: no manager to choose
         options["manager"] = [] if scope.employee_id else account_managers(ws)
+    from kehu.customers import manager_names
+
     ctx = {"result": result, "values": values, "choices": options,
-           "labels": _labels(locale, ws),
+           "labels": _labels(locale, ws), "manager_names": manager_names(ws),
            "prev_link": _page_link(values, result.page - 1) if result.page > 1 else None,
            "next_link": _page_link(values, result.page + 1)
            if result.page < result.pages else None}
@@ -208,7 +210,11 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
     from kehu.explorer.labels import CHANNEL_LABELS
 
     labels["channel"] = {k: _(v) for k, v in CHANNEL_LABELS.items()}
+    from kehu.customer360.service import named_title, product_names
+
+    names = product_names(ws)
     return render(request, "customer.html", {
+        "details": [named_title(it, names) for it in c360.timeline], "product_names": names,
         "c": c360, "row": row, "labels": labels, "contracts": contracts_of(ws, customer_id),
         "facts": profile_facts(c360.profile), "maturing_days": MATURING_DAYS,
         "reasons": churn_reasons(c360.scores), "kind_label": kind_label,

@@ -100,7 +100,7 @@ def my_portfolio(ws: Workspace, user: Principal, locale: str) -> dict[str, Any]:
     """An account manager's dashboard: their portfolio's figures (as the portfolio service
     counts them) and their customers at highest churn risk and of highest value."""
     from kehu.accounts.portfolio import portfolios
-    from kehu.customers import CustomerQuery, search
+    from kehu.customers import CustomerQuery, manager_names, search
     from kehu.web.routes.customers import _labels, scope_of
 
     scope = scope_of(user)
@@ -116,7 +116,7 @@ def my_portfolio(ws: Workspace, user: Principal, locale: str) -> dict[str, Any]:
         except NotFoundError:
             lists[key] = None
     return {"scoped": True, "portfolio": rows[0] if rows else None, "lists": lists,
-            "labels": _labels(locale, ws)}
+            "labels": _labels(locale, ws), "manager_names": manager_names(ws)}
 
 
 AUDIT_FILTERS = ("actor", "action", "object_type", "object_id", "since", "until")
