@@ -122,6 +122,15 @@ def test_a_saved_tier_scheme_drives_the_run(ws: Workspace) -> None:
     from kehu.accounts.service_levels import tier_name
 
     assert tier_name("gold", tier_scheme(ws)) == "Gold Plus"
+    # … and the explorer's, on its page and in its export
+    from web_support import signed_in, web_app
+
+    ann = signed_in(web_app(ws), "ann")
+    page = ann.get("/explorer", params={"m": "revenue", "rows": "tier"})
+    assert page.status_code == 200, page.text
+    assert ">Gold Plus<" in page.text and ">Gold<" not in page.text
+    csv = ann.get("/explorer/export", params={"m": "revenue", "rows": "tier"}).text
+    assert "Gold Plus" in csv
 
 
 def test_saved_lifecycle_rules_drive_the_run(ws: Workspace) -> None:

@@ -16,8 +16,9 @@ names them.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,6 +30,9 @@ from kehu.analytics.cube import (
     drill_down,
 )
 from kehu.i18n import N_, _
+
+if TYPE_CHECKING:
+    from kehu.analytics.tiers import TierScheme
 
 Grain = Literal["transaction", "customer"]
 Format = Literal["money", "count", "percent", "score"]
@@ -124,6 +128,26 @@ def _coded() -> dict[str, tuple[dict[str, tuple[str, str]], tuple[str, ...]]]:
     }
 
 
+#: the workspace's tier scheme for this request (:func:`use_tier_scheme`); None: built-in
+_TIER_SCHEME: ContextVar[TierScheme | None] = ContextVar("kehu_tier_scheme", default=None)
+
+
+def use_tier_scheme(scheme: TierScheme | None) -> None:
+    """Name tiers by ``scheme`` (the workspace's saved one) in this context — a request,
+    like its language; the codes are the same in every scheme, only the names differ.
+
+    >>> from kehu.analytics.tiers import TierScheme
+    >>> s = TierScheme.model_validate({"tiers": [
+    ...     {"code": t.code, "name_en": t.name_en.upper(), "name_zh": t.name_zh, "cut": t.cut}
+    ...     for t in TierScheme().tiers]})
+    >>> use_tier_scheme(s); value_label("tier", "gold", "en")
+    'GOLD'
+    >>> use_tier_scheme(None); value_label("tier", "gold", "en")
+    'Gold'
+    """
+    _TIER_SCHEME.set(scheme)
+
+
 def value_label(dimension: str, value: str | None, locale: str) -> str:
     """The name of one value of ``dimension`` in ``locale`` (codes of tiers, RFM classes,
     stages, channels, genders and customer types are named; other values are themselves)."""
@@ -133,6 +157,10 @@ def value_label(dimension: str, value: str | None, locale: str) -> str:
         from kehu.dashboard.service import STAGE_LABELS
 
         return _(STAGE_LABELS[value]) if value in STAGE_LABELS else value
+    if dimension == "tier" and (scheme := _TIER_SCHEME.get()) is not None:
+        for t in scheme.tiers:
+            if t.code == value:
+                return t.name_zh if locale.startswith("zh") else t.name_en
     if dimension in ("tier", "rfm_class"):
         names = _coded()[dimension][0].get(value)
         return value if names is None else names[1] if locale.startswith("zh") else names[0]

@@ -39,6 +39,7 @@ from kehu.explorer.view import MAX_FILTER_VALUES, Axis, check_value
 from kehu.i18n import _
 from kehu.web.deps import AnalyticsReader, Audit, WorkspaceDep, apply_locale, render
 from kehu.web.routes.api import PREFIX, PROBLEM
+from kehu.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix=PREFIX, tags=["cube"],
@@ -140,12 +141,21 @@ def _result(view: ExplorerView, p: Pivot, locale: str) -> dict[str, Any]:
         "max_rows": MAX_ROWS, "max_cols": MAX_COLS}
 
 
+def _tier_names(ws: Workspace) -> None:
+    """Name tiers as the workspace's saved tier scheme does (Settings), for this request."""
+    from kehu.analytics.schemes import tier_scheme
+    from kehu.explorer.labels import use_tier_scheme
+
+    use_tier_scheme(tier_scheme(ws))
+
+
 @router.get(PATH)
 def explorer_page(request: Request, user: AnalyticsReader, ws: WorkspaceDep) -> Response:
     """The explorer; with ``HX-Request`` only the form and result (a partial), with the
     view's canonical URL in ``HX-Push-Url``. A bad view re-renders the form with the problem
     (422)."""
     locale = apply_locale(request)
+    _tier_names(ws)
     partial = bool(request.headers.get("HX-Request")) \
         and not request.headers.get("HX-History-Restore-Request")
     template = "_explorer.html" if partial else "explorer.html"
@@ -176,6 +186,7 @@ def explorer_export(request: Request, user: AnalyticsReader, ws: WorkspaceDep, a
     """The view's table as CSV (UTF-8 with a byte-order mark) or Excel, headers in the
     user's language, every row and column; recorded in the audit log."""
     locale = apply_locale(request)
+    _tier_names(ws)
     view = view_of(request)
     p = pivot(ws.engine, view, max_rows=EXPORT_MAX_ROWS, max_cols=EXPORT_MAX_COLS)
     rows = grid(p, locale)
