@@ -350,6 +350,31 @@ def test_compare_matrix_equals_set_intersections(ann: TestClient, ws: Workspace,
     sets = {n: set(frame.index[m.fillna(False).astype(bool)]) for n, (_r, m) in specs.items()}
     assert cells == [[len(sets[a] & sets[b]) for b in names] for a in names]
     assert 'data-echarts="seg-overlap-chart"' in r.text and '"heatmap"' in r.text
+    # each segment's size and CLV, and its customers by tier, against pandas
+    values = re.search(r'<table class="data" id="segment-values">(.*?)</table>', r.text, re.S)
+    assert values
+    for name in names:
+        members = frame.loc[sorted(sets[name])]
+        row = re.search(rf'<tr data-segment="{name}">(.*?)</tr>', values.group(1), re.S)
+        assert row, name
+        nums = re.findall(r'<td class="num">([^<]*)</td>', row.group(1))
+        assert nums[0] == f"{len(members):,}"
+        assert nums[3] == f"¥{members.clv.sum():,.0f}"
+    mix = re.search(r'<table class="data" data-mix="tier">(.*?)</table>', r.text, re.S)
+    assert mix
+    heads = re.findall(r'<th scope="col" class="num">([^<]*)</th>', mix.group(1))
+    tier_names = {"diamond": "Diamond", "gold": "Gold", "silver": "Silver",
+                  "regular": "Regular"}
+    got_rows = re.findall(r'<tr><th scope="row">([^<]*)</th>(.*?)</tr>', mix.group(1), re.S)
+    assert [n for n, _ in got_rows] == names
+    for name, cells in got_rows:
+        counts = frame.loc[sorted(sets[name])].tier.value_counts()
+        got = dict(zip(heads, (int(v.replace(",", "")) for v in
+                               re.findall(r'<td class="num">([\d,]+)', cells)), strict=True))
+        assert got == {tier_names[t]: int(counts.get(t, 0)) for t in tier_names
+                       if tier_names[t] in heads}, name
+        assert sum(got.values()) == len(sets[name])
+    assert 'data-echarts="seg-mix-tier"' in r.text and 'data-mix="rfm_class"' in r.text
     # fewer than two: a form to pick them
     r = ann.get("/segments/compare", params={"names": names[:1]})
     assert r.status_code == 200 and "overlap-matrix" not in r.text

@@ -97,6 +97,7 @@ TARGET_LABELS = {"category": N_("category"), "product": N_("product id")}
 GROUP_LABELS = {"profile": N_("Customer profile"), "attribute": N_("Custom attributes"),
                 "score": N_("Scores of the latest analysis run")}
 BREAKDOWN_TITLES = {"tier": N_("By tier"), "rfm_class": N_("By RFM class")}
+MIX_TITLES = {"tier": N_("Tier mix"), "rfm_class": N_("RFM class mix")}
 #: fields whose values the builder suggests, and the customer list's choice they come from
 SUGGESTED = {"tier": "tier", "rfm_class": "rfm", "lifecycle_stage": "lifecycle"}
 
@@ -359,8 +360,9 @@ def compare_page(request: Request, user: Planner, ws: WorkspaceDep,
                  names: Annotated[list[str], Query(max_length=COMPARE_MAX)] = []  # noqa: B006
                  ) -> Response:
     """How many customers each pair of saved segments shares: a matrix (table and
-    heatmap). With fewer than two names, a form to pick them."""
-    apply_locale(request)
+    heatmap), and each segment's size, value and mix of tiers and RFM classes side by side
+    (tables and 100 % stacked bars). With fewer than two names, a form to pick them."""
+    locale = apply_locale(request)
     picked = list(dict.fromkeys(n for n in names if n))
     saved_names = [s.name for s in list_saved(ws.store)]
     ctx: dict[str, Any] = {"picked": picked, "saved_names": saved_names}
@@ -369,8 +371,40 @@ def compare_page(request: Request, user: Planner, ws: WorkspaceDep,
         for s in specs:
             check(ws, s)
         matrix = overlap_matrix(overlap(ws, specs), picked)
-        ctx.update(matrix=matrix, chart=_heatmap(matrix))
+        labels = _labels(locale, ws)
+        previews = [preview(ws, s) for s in specs]
+        ctx.update(matrix=matrix, chart=_heatmap(matrix), previews=previews, labels=labels,
+                   mixes=mixes(previews, labels))
     return render(request, "segment_compare.html", ctx)
+
+
+def mixes(previews: list[Preview], labels: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per breakdown (tier, RFM class): the categories (in their scheme's order, named),
+    each segment's customers in them, and a 100 % stacked bar chart of the shares."""
+    out: dict[str, dict[str, Any]] = {}
+    for col in BREAKDOWNS:
+        named: dict[Any, str] = dict(labels["values"].get(col, {}))
+        seen = {g.key for pv in previews for g in pv.breakdown.get(col, [])}
+        if not seen:
+            continue
+        keys = [k for k in named if k in seen] + sorted(
+            (k for k in seen if k not in named), key=lambda k: (k is None, str(k)))
+        counts = [{g.key: g.customers for g in pv.breakdown.get(col, [])} for pv in previews]
+        rows = [[c.get(k, 0) for k in keys] for c in counts]
+        names = [pv.result.name for pv in previews]
+        cats = [named.get(k, k) if k is not None else _("none") for k in keys]
+        series = [{"type": "bar", "stack": "mix", "name": cat,
+                   "data": [round(100 * r[i] / sum(r), 1) if sum(r) else 0 for r in rows]}
+                  for i, cat in enumerate(cats)]
+        out[col] = {"title": _(MIX_TITLES.get(col, col)), "categories": cats, "rows": rows,
+                    "chart": {
+            "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
+            "legend": {"top": 0},
+            "grid": {"left": 8, "right": 24, "top": 40, "bottom": 24, "containLabel": True},
+            "xAxis": {"type": "value", "max": 100, "name": "%"},
+            "yAxis": {"type": "category", "data": names[::-1]},
+            "series": [{**s, "data": s["data"][::-1]} for s in series]}}
+    return out
 
 
 def overlap_matrix(pairs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
