@@ -190,3 +190,26 @@ def test_cli_show_and_set(tmp_path: Path) -> None:
     w = Workspace.open(tmp_path / "ws")
     assert tier_scheme(w).tiers[0].cut == 30_000 and lifecycle_rules(w).dormant_days == 200
     w.close()
+
+
+def test_a_save_by_another_process_is_seen_within_a_second(tmp_path: Path) -> None:
+    """The scheme in force is reused for DEFINITION_MEMO_SECONDS (the customer pages read it
+    on every request): a save through another store object — another web worker, the CLI —
+    is seen once that time has passed; a save through the same one at once."""
+    import time
+
+    from kehu.store.db import AppStore
+    from kehu.store.services import DEFINITION_MEMO_SECONDS
+
+    w = Workspace.init(tmp_path / "ws")
+    here, elsewhere = w.store, AppStore(w.store_url)
+    assert tier_scheme(here).tiers[1].name_en == "Gold"
+    data = TierScheme().model_dump()
+    data["tiers"][1]["name_en"] = "Gold Plus"
+    save_tier_scheme(elsewhere, parse_tier_scheme(data), actor="test")
+    time.sleep(DEFINITION_MEMO_SECONDS + 0.05)
+    assert tier_scheme(here).tiers[1].name_en == "Gold Plus"
+    data["tiers"][1]["name_en"] = "Gold Max"
+    save_tier_scheme(here, parse_tier_scheme(data), actor="test")
+    assert tier_scheme(here).tiers[1].name_en == "Gold Max"
+    w.close()

@@ -227,15 +227,17 @@ def apply_to_offer(tier: str, discount: float, levels: ServiceLevels | None = No
 
 
 def get_service_levels(store: AppStore) -> tuple[ServiceLevels, int | None]:
-    """The saved table and its version, or the built-in default and ``None``."""
-    from kehu.store.services import get_definition
+    """The saved table and its version, or the built-in default and ``None`` (reused for a
+    second: :func:`kehu.store.services.definition_in_force`)."""
+    from kehu.store.services import definition_in_force
 
-    try:
-        d = get_definition(store, KIND, NAME)
-    except NotFoundError:
-        return ServiceLevels.default(), None
-    return ServiceLevels.parse(d.spec, _("saved service levels (version {v})").format(
-        v=d.version)), d.version
+    def build(d: Definition | None) -> tuple[ServiceLevels, int | None]:
+        if d is None:
+            return ServiceLevels.default(), None
+        return ServiceLevels.parse(d.spec, _("saved service levels (version {v})").format(
+            v=d.version)), d.version
+
+    return definition_in_force(store, KIND, NAME, build)
 
 
 def load_service_levels(store: AppStore) -> ServiceLevels:

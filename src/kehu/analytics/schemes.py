@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from kehu.analytics.lifecycle import LifecycleRules
 from kehu.analytics.tiers import TierScheme
-from kehu.errors import KehuInputError, NotFoundError
+from kehu.errors import KehuInputError
 from kehu.i18n import _
 from kehu.specfiles import validated
 
@@ -71,28 +71,32 @@ def parse_lifecycle_rules(data: Any, where: str = "lifecycle rules") -> Lifecycl
 
 
 def get_tier_scheme(ws_or_store: Workspace | AppStore) -> tuple[TierScheme, int | None]:
-    """The saved scheme and its version, or the built-in one and ``None``."""
-    from kehu.store.services import get_definition
+    """The saved scheme and its version, or the built-in one and ``None`` (reused for a
+    second: :func:`kehu.store.services.definition_in_force`)."""
+    from kehu.store.services import definition_in_force
 
-    try:
-        d = get_definition(_store(ws_or_store), TIER_KIND, NAME)
-    except NotFoundError:
-        return TierScheme(), None
-    return parse_tier_scheme(d.spec, _("saved tier scheme (version {v})").format(
-        v=d.version)), d.version
+    def build(d: Definition | None) -> tuple[TierScheme, int | None]:
+        if d is None:
+            return TierScheme(), None
+        return parse_tier_scheme(d.spec, _("saved tier scheme (version {v})").format(
+            v=d.version)), d.version
+
+    return definition_in_force(_store(ws_or_store), TIER_KIND, NAME, build)
 
 
 def get_lifecycle_rules(ws_or_store: Workspace | AppStore
                         ) -> tuple[LifecycleRules, int | None]:
-    """The saved rules and their version, or the built-in ones and ``None``."""
-    from kehu.store.services import get_definition
+    """The saved rules and their version, or the built-in ones and ``None`` (reused for a
+    second: :func:`kehu.store.services.definition_in_force`)."""
+    from kehu.store.services import definition_in_force
 
-    try:
-        d = get_definition(_store(ws_or_store), LIFECYCLE_KIND, NAME)
-    except NotFoundError:
-        return LifecycleRules(), None
-    return parse_lifecycle_rules(d.spec, _("saved lifecycle rules (version {v})").format(
-        v=d.version)), d.version
+    def build(d: Definition | None) -> tuple[LifecycleRules, int | None]:
+        if d is None:
+            return LifecycleRules(), None
+        return parse_lifecycle_rules(d.spec, _("saved lifecycle rules (version {v})").format(
+            v=d.version)), d.version
+
+    return definition_in_force(_store(ws_or_store), LIFECYCLE_KIND, NAME, build)
 
 
 def tier_scheme(ws_or_store: Workspace | AppStore | None = None) -> TierScheme:

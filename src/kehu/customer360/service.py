@@ -16,6 +16,9 @@ from kehu.i18n import _
 from kehu.model.types import ATTR_PREFIX, LINEAGE_COLUMNS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kehu.store.models import Note
     from kehu.workspace import Workspace
 
 
@@ -66,8 +69,10 @@ class Customer360(BaseModel):
     offers: list[Offer] = Field(default_factory=list)
 
 
-def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Customer360:
-    """Profile, custom attributes, account manager and the timeline (newest first).
+def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200,
+                 notes: Sequence[Note] | None = None) -> Customer360:
+    """Profile, custom attributes, account manager and the timeline (newest first);
+    ``notes``: the customer's notes when the caller has read them already.
 
     Raises :class:`NotFoundError` for an unknown id.
     """
@@ -138,7 +143,7 @@ def customer_360(ws: Workspace, customer_id: str, limit: int | None = 200) -> Cu
             counts[e["source"]] = counts.get(e["source"], 0) + 1
         total = len(events)
         items = [TimelineItem(**r) for r in (events[:limit] if limit is not None else events)]
-    staff = _store_items(ws, customer_id)
+    staff = _store_items(ws, customer_id, notes)
     if staff:
         for it in staff:
             counts[it.source] = counts.get(it.source, 0) + 1
@@ -185,12 +190,15 @@ def _local(t: datetime) -> datetime:
     return t.astimezone().replace(tzinfo=None)
 
 
-def _store_items(ws: Workspace, customer_id: str) -> list[TimelineItem]:
+def _store_items(ws: Workspace, customer_id: str, notes: Sequence[Note] | None = None
+                 ) -> list[TimelineItem]:
     """Notes and interactions staff logged in kehu (the app store), for the same timeline."""
     from kehu.store import services as sv
 
+    if notes is None:
+        notes = sv.list_notes(ws.store, customer_id)
     out = [TimelineItem(time=_local(n.created_at), kind="note", title=n.text, ref=str(n.id),
-                        source="notes") for n in sv.list_notes(ws.store, customer_id)]
+                        source="notes") for n in notes]
     out += [TimelineItem(time=i.time, kind="interaction", channel=i.channel,
                          title=" · ".join(x for x in (i.type, i.direction, i.outcome, i.text)
                                           if x),

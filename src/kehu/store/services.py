@@ -14,8 +14,12 @@ Inputs are validated pydantic models (what a person authors); outputs are the OR
 
 from __future__ import annotations
 
+import threading
+import time as time_
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
+from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
@@ -234,6 +238,7 @@ def portfolio(store: AppStore, employee_id: str, on: date | None = None) -> list
 
 def save_definition(store: AppStore, d: DefinitionIn, actor: str) -> Definition:
     """Create a definition, or a new version of the one with the same kind and name."""
+    forget_definitions(store)
     with store.session() as s:
         row = s.scalars(select(Definition).where(Definition.kind == d.kind,
                                                  Definition.name == d.name)).first()
@@ -251,6 +256,54 @@ def save_definition(store: AppStore, d: DefinitionIn, actor: str) -> Definition:
         s.add(AuditEntry(actor=actor, action=action, object_type=d.kind, object_id=d.name,
                          details={"version": row.version}))
     return row
+
+
+#: seconds a definition read through :func:`definition_in_force` is reused before the store
+#: is asked again. A save in this process is seen at once; another process (a second web
+#: worker, the CLI) sees it within this time.
+DEFINITION_MEMO_SECONDS = 1.0
+_DEF_MEMO: WeakKeyDictionary[AppStore, dict[tuple[str, str], tuple[float, Any]]] = \
+    WeakKeyDictionary()
+_DEF_MEMO_LOCK = threading.Lock()
+D = TypeVar("D")
+
+
+def definition_in_force(store: AppStore, kind: str, name: str,
+                        build: Callable[[Definition | None], D]) -> D:
+    """``build(definition)`` (``build(None)`` when none is saved), reused for
+    :data:`DEFINITION_MEMO_SECONDS`: the tier scheme, lifecycle rules and service levels are
+    read on every customer page, and reading and parsing them cost ~10 % of it. ``build``
+    must give the same result for the same definition (one per kind).
+
+    >>> store = AppStore("sqlite://"); store.upgrade()
+    >>> count = lambda d: None if d is None else d.version
+    >>> definition_in_force(store, "tier_scheme", "default", count) is None
+    True
+    >>> _ = save_definition(store, DefinitionIn(kind="tier_scheme", name="default",
+    ...                     spec={}), actor="admin")
+    >>> definition_in_force(store, "tier_scheme", "default", count)   # a save: seen at once
+    1
+    """
+    key = (kind, name)
+    now = time_.monotonic()
+    with _DEF_MEMO_LOCK:
+        hit = _DEF_MEMO.get(store, {}).get(key)
+    if hit is not None and now - hit[0] < DEFINITION_MEMO_SECONDS:
+        return cast(D, hit[1])
+    try:
+        d: Definition | None = get_definition(store, kind, name)
+    except NotFoundError:
+        d = None
+    value = build(d)
+    with _DEF_MEMO_LOCK:
+        _DEF_MEMO.setdefault(store, {})[key] = (now, value)
+    return value
+
+
+def forget_definitions(store: AppStore) -> None:
+    """Drop what :func:`definition_in_force` keeps for ``store`` (called on every save)."""
+    with _DEF_MEMO_LOCK:
+        _DEF_MEMO.pop(store, None)
 
 
 def get_definition(store: AppStore, kind: str, name: str) -> Definition:

@@ -202,7 +202,9 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
         if survivor is None:
             raise
         return RedirectResponse(f"/customers/{quote(survivor, safe='')}", status_code=303)
-    c360 = customer_360(ws, customer_id, limit=None if timeline == "all" else TIMELINE_SHOWN)
+    notes = sv.list_notes(ws.store, customer_id)
+    c360 = customer_360(ws, customer_id, limit=None if timeline == "all" else TIMELINE_SHOWN,
+                        notes=notes)
     if scope_of(user).mask_phone:
         c360.profile["phone"] = row.get("phone")
         c360.profile.pop("id_number", None)
@@ -218,7 +220,7 @@ def customer_page(customer_id: str, request: Request, user: CurrentUser,
         "c": c360, "row": row, "labels": labels, "contracts": contracts_of(ws, customer_id),
         "facts": profile_facts(c360.profile), "maturing_days": MATURING_DAYS,
         "reasons": churn_reasons(c360.scores), "kind_label": kind_label,
-        "notes": sv.list_notes(ws.store, customer_id),
+        "notes": notes,
         "assignees": [] if user.user.role == "viewer" else assignees(ws, user, row),
         "today": date.today(),
         "priority_labels": {k: _(v) for k, v in PRIORITY_LABELS.items()},
