@@ -124,6 +124,42 @@ def wait_until_up(base: str, proc: subprocess.Popen[bytes], timeout: float = 300
     raise SystemExit("kehu serve did not answer in time")
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and every descendant (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def wait_until_idle(proc: subprocess.Popen[bytes], timeout: float = 1800, window: float = 5,
+                    share: float = 0.1) -> float:
+    """Wait until the server and its workers use less than ``share`` of one core over
+    ``window`` seconds — the app warms its caches in the background after it answers (the
+    dashboard, the 360 lookup, the customer index, the portfolios), and a measurement taken
+    meanwhile measures the warming. Seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"kehu serve exited with {proc.returncode}")
+        c0 = _tree_cpu_seconds(proc.pid)
+        time.sleep(window)
+        if (_tree_cpu_seconds(proc.pid) - c0) / window < share:
+            return round(time.monotonic() - t0, 1)
+    raise SystemExit("kehu serve did not settle in time")
+
+
 def run_wrk(base: str, cookie: str, path_file: Path, script: Path, connections: int,
             duration: int, threads: int, think_ms: int = 0) -> dict[str, Any]:
     env = {**os.environ, "KEHU_BENCH_PATHS": str(path_file), "KEHU_BENCH_COOKIE": cookie,
@@ -195,6 +231,7 @@ def main() -> None:
     script.write_text(LUA)
     try:
         wait_until_up(base, proc)
+        res["server_warm_wait_s"] = wait_until_idle(proc)
         cookie = sign_in(base)
         res["pages"] = {}
         for page in args.pages.split(","):

@@ -299,6 +299,20 @@ def _tasks(ws: Workspace, managers: Table, day: date) -> pd.DataFrame:
             .agg(tasks_open=("customer_id", "size"), tasks_overdue=("tasks_overdue", "sum")))
 
 
+def warm_portfolios(ws: Workspace) -> None:
+    """Compute today's portfolios once (kept in memory: see :func:`_base`), so the team page
+    and the account managers' dashboards answer at once; nothing before data is loaded.
+
+    >>> import tempfile
+    >>> from kehu.workspace import Workspace
+    >>> warm_portfolios(Workspace.init(tempfile.mkdtemp()))
+    """
+    try:
+        portfolios(ws)
+    except (NotFoundError, KehuInputError):   # no customers or transactions yet
+        return
+
+
 def team_of(ws: Workspace, employee_id: str) -> tuple[str | None, set[str]]:
     """The employee's team (None when unknown) and its members: the employees of that team
     and those reporting to ``employee_id``, the employee included."""

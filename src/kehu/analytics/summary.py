@@ -76,9 +76,24 @@ def customer_summary(transactions: Table, cutoff: date | datetime, freq: Literal
     )
 
 
+#: the last transaction day per (warehouse, transactions version): a scan of every
+#: transaction (1.2 s at 28 M lines) that pages ask for on every request
+_LAST_DAY: dict[tuple[str, int], date] = {}
+
+
 def last_transaction_day(engine: Engine) -> date:
-    """The day of the last transaction: the default as-of date of every analytic."""
+    """The day of the last transaction: the default as-of date of every analytic (kept per
+    version of the transactions table)."""
+    version = engine.warehouse.head_version("transactions")
+    key = (str(engine.warehouse.root), version) if version is not None else None
+    if key is not None and key in _LAST_DAY:
+        return _LAST_DAY[key]
     last = engine.table("transactions").transaction_time.max().to_pyarrow().as_py()
     if last is None:
         raise KehuInputError(_("No transactions yet: import some, or pass --as-of."))
-    return last.date() if isinstance(last, datetime) else last
+    day: date = last.date() if isinstance(last, datetime) else last
+    if key is not None:
+        if len(_LAST_DAY) > 64:
+            _LAST_DAY.clear()
+        _LAST_DAY[key] = day
+    return day

@@ -129,11 +129,12 @@ class _Stop:
 
 def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace,
                   stop: _Stop | None = None) -> None:
-    """Warm the dashboard, the 360 lookup and the customer index; a failure only costs the
-    first visitor the wait, so it is logged.
+    """Warm the dashboard, the 360 lookup, the customer index and the account managers'
+    portfolios; a failure only costs the first visitor the wait, so it is logged.
 
     It works on a workspace object of its own: the app's is closed at shutdown, and closing
     DuckDB connections that this thread is still using would crash the process."""
+    from kehu.accounts.portfolio import warm_portfolios
     from kehu.customer360.lookup import prepare
     from kehu.customers.search import warm_index
 
@@ -144,6 +145,7 @@ def _warm_quietly(warm: Callable[[Workspace], object], workspace: Workspace,
         warm,
         prepare,     # the customer 360 page's sorted copy of the data
         warm_index,  # the customer list's and the scope check's index
+        warm_portfolios,  # the team page and the account managers' dashboards
     ]
     try:
         for step in steps:
