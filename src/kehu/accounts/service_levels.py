@@ -231,13 +231,8 @@ def get_service_levels(store: AppStore) -> tuple[ServiceLevels, int | None]:
     second: :func:`kehu.store.services.definition_in_force`)."""
     from kehu.store.services import definition_in_force
 
-    def build(d: Definition | None) -> tuple[ServiceLevels, int | None]:
-        if d is None:
-            return ServiceLevels.default(), None
-        return ServiceLevels.parse(d.spec, _("saved service levels (version {v})").format(
-            v=d.version)), d.version
-
-    return definition_in_force(store, KIND, NAME, build)
+    return definition_in_force(store, KIND, NAME, ServiceLevels.default, ServiceLevels.parse,
+                               _("saved service levels (version {v})"))
 
 
 def load_service_levels(store: AppStore) -> ServiceLevels:

@@ -75,13 +75,8 @@ def get_tier_scheme(ws_or_store: Workspace | AppStore) -> tuple[TierScheme, int 
     second: :func:`kehu.store.services.definition_in_force`)."""
     from kehu.store.services import definition_in_force
 
-    def build(d: Definition | None) -> tuple[TierScheme, int | None]:
-        if d is None:
-            return TierScheme(), None
-        return parse_tier_scheme(d.spec, _("saved tier scheme (version {v})").format(
-            v=d.version)), d.version
-
-    return definition_in_force(_store(ws_or_store), TIER_KIND, NAME, build)
+    return definition_in_force(_store(ws_or_store), TIER_KIND, NAME, TierScheme,
+                               parse_tier_scheme, _("saved tier scheme (version {v})"))
 
 
 def get_lifecycle_rules(ws_or_store: Workspace | AppStore
@@ -90,13 +85,9 @@ def get_lifecycle_rules(ws_or_store: Workspace | AppStore
     second: :func:`kehu.store.services.definition_in_force`)."""
     from kehu.store.services import definition_in_force
 
-    def build(d: Definition | None) -> tuple[LifecycleRules, int | None]:
-        if d is None:
-            return LifecycleRules(), None
-        return parse_lifecycle_rules(d.spec, _("saved lifecycle rules (version {v})").format(
-            v=d.version)), d.version
-
-    return definition_in_force(_store(ws_or_store), LIFECYCLE_KIND, NAME, build)
+    return definition_in_force(_store(ws_or_store), LIFECYCLE_KIND, NAME, LifecycleRules,
+                               parse_lifecycle_rules,
+                               _("saved lifecycle rules (version {v})"))
 
 
 def tier_scheme(ws_or_store: Workspace | AppStore | None = None) -> TierScheme:

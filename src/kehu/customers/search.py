@@ -64,7 +64,7 @@ from kehu.analytics.run import SCORES_TABLE
 from kehu.errors import EngineError, KehuInputError, NotFoundError
 from kehu.i18n import _
 from kehu.specfiles import validated
-from kehu.warehouse.sql import bind_markers, inline_values, marker, parametrised_sql
+from kehu.warehouse.sql import bind_markers, marker, parametrised_sql, run_point
 
 if TYPE_CHECKING:
     from ibis.expr.types import BooleanValue, Table
@@ -878,9 +878,7 @@ def get_visible(ws: Workspace, customer_id: str, scope: Scope,
                 return t.filter(*conds).select(*ROW_COLUMNS).limit(1)
 
             sql = w.sql[key] = parametrised_sql(one, values)
-        literal = inline_values(sql, values)   # a constant filter prunes better (see there)
-        cur = w.con.con.execute(literal) if literal is not None \
-            else w.con.con.execute(sql, values)
+        cur = run_point(w.con.con, sql, values)   # a constant filter prunes better
         cols = [d[0] for d in cur.description]
         rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     finally:

@@ -268,33 +268,36 @@ _DEF_MEMO_LOCK = threading.Lock()
 D = TypeVar("D")
 
 
-def definition_in_force(store: AppStore, kind: str, name: str,
-                        build: Callable[[Definition | None], D]) -> D:
-    """``build(definition)`` (``build(None)`` when none is saved), reused for
+def definition_in_force(store: AppStore, kind: str, name: str, default: Callable[[], D],
+                        parse: Callable[[Any, str], D], where: str) -> tuple[D, int | None]:
+    """The saved definition parsed — ``parse(spec, where.format(v=version))`` — and its
+    version, or ``default()`` and ``None`` when none is saved; reused for
     :data:`DEFINITION_MEMO_SECONDS`: the tier scheme, lifecycle rules and service levels are
-    read on every customer page, and reading and parsing them cost ~10 % of it. ``build``
-    must give the same result for the same definition (one per kind).
+    read on every customer page, and reading and parsing them cost ~10 % of it.
 
     >>> store = AppStore("sqlite://"); store.upgrade()
-    >>> count = lambda d: None if d is None else d.version
-    >>> definition_in_force(store, "tier_scheme", "default", count) is None
-    True
+    >>> def get() -> tuple[Any, int | None]:
+    ...     return definition_in_force(store, "tier_scheme", "default", dict,
+    ...                                lambda spec, where: spec, "saved (version {v})")
+    >>> get()
+    ({}, None)
     >>> _ = save_definition(store, DefinitionIn(kind="tier_scheme", name="default",
-    ...                     spec={}), actor="admin")
-    >>> definition_in_force(store, "tier_scheme", "default", count)   # a save: seen at once
-    1
+    ...                     spec={"a": 1}), actor="admin")
+    >>> get()   # a save: seen at once
+    ({'a': 1}, 1)
     """
     key = (kind, name)
     now = time_.monotonic()
     with _DEF_MEMO_LOCK:
         hit = _DEF_MEMO.get(store, {}).get(key)
     if hit is not None and now - hit[0] < DEFINITION_MEMO_SECONDS:
-        return cast(D, hit[1])
+        return cast(tuple[D, int | None], hit[1])
     try:
-        d: Definition | None = get_definition(store, kind, name)
+        d = get_definition(store, kind, name)
     except NotFoundError:
-        d = None
-    value = build(d)
+        value: tuple[D, int | None] = (default(), None)
+    else:
+        value = (parse(d.spec, where.format(v=d.version)), d.version)
     with _DEF_MEMO_LOCK:
         _DEF_MEMO.setdefault(store, {})[key] = (now, value)
     return value

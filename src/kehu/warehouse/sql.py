@@ -70,6 +70,13 @@ def inline_values(sql: str, values: dict[str, Any]) -> str | None:
     return out
 
 
+def run_point(con: Any, sql: str, values: dict[str, Any]) -> Any:
+    """Execute ``sql`` (from :func:`parametrised_sql`) on the raw DuckDB connection ``con``
+    with ``values`` inlined (:func:`inline_values`), else bound; the cursor."""
+    literal = inline_values(sql, values)
+    return con.execute(literal) if literal is not None else con.execute(sql, values)
+
+
 def _constant(text: str) -> Callable[[re.Match[str]], str]:
     """A replacement for :func:`re.sub` that inserts ``text`` as it is (no escapes)."""
     return lambda _m: text

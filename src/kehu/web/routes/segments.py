@@ -368,11 +368,9 @@ def compare_page(request: Request, user: Planner, ws: WorkspaceDep,
     ctx: dict[str, Any] = {"picked": picked, "saved_names": saved_names}
     if len(picked) >= 2:
         specs = [get_saved(ws.store, n).parsed() for n in picked]
-        for s in specs:
-            check(ws, s)
+        previews = [preview(ws, s) for s in specs]   # each checks its spec first
         matrix = overlap_matrix(overlap(ws, specs), picked)
         labels = _labels(locale, ws)
-        previews = [preview(ws, s) for s in specs]
         ctx.update(matrix=matrix, chart=_heatmap(matrix), previews=previews, labels=labels,
                    mixes=mixes(previews, labels))
     return render(request, "segment_compare.html", ctx)
