@@ -18,11 +18,12 @@ from kehu.customers.search import (
     get_visible,
     invalidate,
     manager_names,
+    managers_today,
     mask_phone,
     phone_digits,
     search,
 )
 
 __all__ = ["CustomerPage", "CustomerQuery", "IndexInfo", "Scope", "account_managers",
-           "ensure_index", "get_visible", "invalidate", "manager_names", "mask_phone",
-           "phone_digits", "search"]
+           "ensure_index", "get_visible", "invalidate", "manager_names", "managers_today",
+           "mask_phone", "phone_digits", "search"]

@@ -813,17 +813,19 @@ def account_managers(ws: Workspace) -> list[tuple[str, str]]:
     id, for the customer list's manager filter; the label adds the employee's name and team
     where the ``employees`` table has them. Kept until the assignments, the customers or the
     employees change."""
-    return list(_managers(ws)[0])
+    return list(managers_today(ws)[0])
 
 
 def manager_names(ws: Workspace) -> dict[str, str]:
     """Employee id → name of the account managers customers are assigned to today (those
     the ``employees`` table names), for the customer list's rows; kept as
     :func:`account_managers`."""
-    return _managers(ws)[1]
+    return managers_today(ws)[1]
 
 
-def _managers(ws: Workspace) -> tuple[list[tuple[str, str]], dict[str, str]]:
+def managers_today(ws: Workspace) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """:func:`account_managers` and :func:`manager_names` from one look at the cache (the
+    customer list needs both on every full page)."""
     w = _warm(ws, None)
     try:
         emp_version = ws.warehouse.head_version("employees")

@@ -87,18 +87,19 @@ def customers_page(request: Request, user: CurrentUser, ws: WorkspaceDep) -> Res
     values.pop("page", None)
     partial = request.headers.get("HX-Request") \
         and not request.headers.get("HX-History-Restore-Request")
+    from kehu.customers import managers_today
+
     options = choices(locale, ws)
+    labels = {k: dict(v) for k, v in options.items()}   # as _labels, without a second read
+    managers, names = managers_today(ws)
     if not partial:   # the filters' saved segments and managers (the form is not swapped)
-        from kehu.customers import account_managers
         from kehu.segments.saved import list_saved
 
         options["segment"] = [(s.name, s.name) for s in list_saved(ws.store)]
         # an account manager sees their own customers only: no manager to choose
-        options["manager"] = [] if scope.employee_id else account_managers(ws)
-    from kehu.customers import manager_names
-
+        options["manager"] = [] if scope.employee_id else managers
     ctx = {"result": result, "values": values, "choices": options,
-           "labels": _labels(locale, ws), "manager_names": manager_names(ws),
+           "labels": labels, "manager_names": names,
            "prev_link": _page_link(values, result.page - 1) if result.page > 1 else None,
            "next_link": _page_link(values, result.page + 1)
            if result.page < result.pages else None}
